@@ -1,0 +1,1 @@
+"""Data layer: validate spectrogram folders, split them into a manifest, load images."""

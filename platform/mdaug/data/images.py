@@ -1,0 +1,54 @@
+"""Decoding and mode conversion shared by validation, ingest and evaluation.
+
+Conversion rules (documented in the README):
+- alpha (RGBA, LA, PA) is composited over black: a transparent pixel carries no energy;
+- 16-bit and 32-bit integer gray (I;16, I) is scaled linearly from its full range 0..65535 to 0..255;
+- palette (P) images are expanded to RGB first;
+- 'gray' output averages colour images with ITU-R 601 luma weights; 'rgb' output repeats gray in 3 channels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
+SINGLE_CHANNEL_MODES = frozenset({"1", "L", "LA", "I;16", "I;16B", "I;16L", "I", "F"})
+
+
+def _drop_alpha(img: Image.Image) -> Image.Image:
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA"):
+        base = "L" if img.mode == "LA" else "RGB"
+        rgba = img.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(black, rgba).convert(base)
+    return img
+
+
+def convert_mode(img: Image.Image, channels: str) -> Image.Image:
+    """Return an 8-bit 'L' (channels='gray') or 'RGB' (channels='rgb') image per the rules above."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        img = Image.fromarray(np.clip(np.round(arr / 257.0), 0, 255).astype(np.uint8), mode="L")
+    elif img.mode == "F":
+        img = Image.fromarray(np.clip(np.round(np.asarray(img) * 255), 0, 255).astype(np.uint8), mode="L")
+    img = _drop_alpha(img)
+    if channels == "gray":
+        return img.convert("L")
+    if channels == "rgb":
+        return img.convert("RGB")
+    raise ValueError(f"channels must be 'gray' or 'rgb', got {channels!r}")
+
+
+def load_image(path: Path, channels: str, size: int | None = None) -> np.ndarray:
+    """Decode, convert, optionally resize (bilinear) → float32 CHW in [-1, 1]."""
+    with Image.open(path) as im:
+        img = convert_mode(im, channels)
+    if size is not None and img.size != (size, size):
+        img = img.resize((size, size), Image.BILINEAR)
+    arr = np.asarray(img, dtype=np.float32) / 127.5 - 1.0
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)

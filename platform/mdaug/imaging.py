@@ -1,0 +1,56 @@
+"""Image helpers shared by the simulator, generator and reports: colormaps, encoding, labelled grids."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+
+def jet(gray: np.ndarray) -> np.ndarray:
+    """Map values in [0, 1] (H, W) to uint8 RGB (H, W, 3) with the jet colormap (piecewise linear)."""
+    x = np.clip(gray, 0.0, 1.0)
+    r = np.interp(x, [0, 0.35, 0.66, 0.89, 1.0], [0, 0, 1, 1, 0.5])
+    g = np.interp(x, [0, 0.125, 0.375, 0.64, 0.91, 1.0], [0, 0, 1, 1, 0, 0])
+    b = np.interp(x, [0, 0.11, 0.34, 0.65, 1.0], [0.5, 1, 1, 0, 0])
+    return np.round(np.stack([r, g, b], axis=-1) * 255).astype(np.uint8)
+
+
+def to_pil(gray: np.ndarray, colormap: str) -> Image.Image:
+    """A [0, 1] image as 8-bit gray ('L') or jet RGB."""
+    if colormap == "gray":
+        return Image.fromarray(np.round(np.clip(gray, 0, 1) * 255).astype(np.uint8), mode="L")
+    if colormap == "jet":
+        return Image.fromarray(jet(gray), mode="RGB")
+    raise ValueError(f"unknown colormap {colormap!r}: use gray or jet")
+
+
+def encode(img: Image.Image, image_format: str) -> bytes:
+    """Deterministic PNG or JPEG (quality 95) bytes."""
+    buf = io.BytesIO()
+    if image_format == "png":
+        img.save(buf, format="PNG", optimize=False, compress_level=6)
+    elif image_format == "jpg":
+        img.save(buf, format="JPEG", quality=95, subsampling=0)
+    else:
+        raise ValueError(f"unknown image format {image_format!r}: use png or jpg")
+    return buf.getvalue()
+
+
+def labelled_grid(rows: list[tuple[str, list[Image.Image]]], cell: int, out: Path | None = None) -> Image.Image:
+    """One row per label: the label on the left, then its images at cell × cell pixels."""
+    font = ImageFont.load_default(size=max(10, cell // 6))
+    label_w = max(60, cell)
+    ncols = max((len(imgs) for _, imgs in rows), default=1)
+    grid = Image.new("RGB", (label_w + ncols * (cell + 2), len(rows) * (cell + 2)), "white")
+    draw = ImageDraw.Draw(grid)
+    for r, (label, imgs) in enumerate(rows):
+        y = r * (cell + 2)
+        draw.text((4, y + cell // 2), label, fill="black", font=font, anchor="lm")
+        for c, im in enumerate(imgs):
+            grid.paste(im.convert("RGB").resize((cell, cell)), (label_w + c * (cell + 2), y))
+    if out is not None:
+        grid.save(out)
+    return grid

@@ -1,0 +1,116 @@
+"""`mdaug simulate`: persons × per_person spectrograms written as ROOT/ID_k/*.png|jpg, atomically."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from mdaug.imaging import encode, labelled_grid, to_pil
+from mdaug.sim.config import SimConfig
+from mdaug.sim.kinematics import WalkBatch
+from mdaug.sim.persons import Person, draw_persons
+from mdaug.sim.radar import add_noise, baseband_return, max_doppler_hz, spectrogram_image
+
+CHUNK = 32
+
+
+def sample_batch(persons: list[Person], keys: list[tuple[int, int]], cfg: SimConfig) -> tuple[WalkBatch, np.ndarray]:
+    """Walk parameters and SNR for (person index, sample index) keys; each sample draws from its own
+    generator, so a sample does not depend on which others are simulated with it."""
+    v = cfg.variation
+    rows, snr = [], []
+    for pi, si in keys:
+        g = np.random.default_rng([cfg.seed, pi, si, 1])
+        p = persons[pi]
+        rows.append({
+            **p.to_dict(),
+            "rel_velocity": p.rel_velocity * (1 + g.uniform(-v.velocity, v.velocity)),
+            "start_phase": g.random(),
+            "jitter_amp": g.normal(0, v.stride_jitter / math.sqrt(1.5), 3),
+            "jitter_freq": g.uniform(0.2, 0.8, 3),
+            "jitter_phase": g.uniform(0, 2 * np.pi, 3),
+            "aspect": np.deg2rad(g.uniform(*v.aspect_deg)),
+            "start_range": g.uniform(*v.range_m),
+        })
+        snr.append(g.uniform(*v.snr_db))
+    fields = {k: np.array([r[k] for r in rows]) for k in rows[0]}
+    fields["height"] = fields.pop("height_m")
+    return WalkBatch(**fields), np.array(snr)
+
+
+def simulate_images(persons: list[Person], keys: list[tuple[int, int]], cfg: SimConfig) -> np.ndarray:
+    """[0, 1] spectrograms (len(keys), size, size) for the given (person, sample) keys."""
+    b, snr = sample_batch(persons, keys, cfg)
+    signal = baseband_return(b, cfg.radar)
+    noise_rngs = [np.random.default_rng([cfg.seed, pi, si, 2]) for pi, si in keys]
+    return spectrogram_image(add_noise(signal, snr, noise_rngs), cfg.radar, cfg.size)
+
+
+def check_radar(persons: list[Person], cfg: SimConfig) -> float:
+    """Refuse settings that alias or cut the gait cycle short; return the largest Doppler (Hz)."""
+    keys = [(pi, si) for pi in range(len(persons)) for si in range(cfg.per_person)]
+    b, _ = sample_batch(persons, keys, cfg)
+    longest = float(b.cycle_duration.max())
+    if cfg.radar.duration_s < longest:
+        raise ValueError(
+            f"duration {cfg.radar.duration_s} s is shorter than the slowest walker's gait cycle "
+            f"({longest:.2f} s); use a duration of at least {math.ceil(longest * 10) / 10} s"
+        )
+    fmax = max_doppler_hz(b, cfg.radar)
+    if cfg.radar.prf_hz < 2 * fmax:
+        raise ValueError(
+            f"PRF {cfg.radar.prf_hz:g} Hz aliases: the fastest body part reaches {fmax:.0f} Hz Doppler at "
+            f"{cfg.radar.carrier_hz / 1e9:g} GHz; use a PRF of at least {math.ceil(2 * fmax)} Hz"
+        )
+    return fmax
+
+
+def simulate_dataset(out: Path, cfg: SimConfig, progress: bool = True) -> dict:
+    """Write the data set to `out` (which must not exist or be empty); returns the summary.
+
+    Files go to a sibling temporary folder renamed to `out` only when complete."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} already exists and is not empty; choose another --out or remove it")
+    persons = draw_persons(cfg.persons, cfg.seed)
+    fmax = check_radar(persons, cfg)
+    tmp = out.parent / f".{out.name}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    keys = [(pi, si) for pi in range(cfg.persons) for si in range(cfg.per_person)]
+    previews: dict[int, Image.Image] = {}
+    try:
+        for k in range(cfg.persons):
+            (tmp / f"ID_{k + 1}").mkdir()
+        bar = tqdm(total=len(keys), desc="simulate", unit="img", disable=not progress)
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start : start + CHUNK]
+            for (pi, si), img in zip(chunk, simulate_images(persons, chunk, cfg), strict=True):
+                pil = to_pil(img, cfg.colormap)
+                (tmp / f"ID_{pi + 1}" / f"s{si:04d}.{cfg.image_format}").write_bytes(encode(pil, cfg.image_format))
+                if si == 0:
+                    previews[pi] = pil
+            bar.update(len(chunk))
+        bar.close()
+        summary = {
+            "config": asdict(cfg),
+            "max_doppler_hz": fmax,
+            "persons": {f"ID_{i + 1}": p.to_dict() for i, p in enumerate(persons)},
+        }
+        (tmp / "persons.json").write_text(json.dumps(summary, indent=2))
+        labelled_grid([(f"ID_{i + 1}", [previews[i]]) for i in range(cfg.persons)], cell=min(cfg.size, 96),
+                      out=tmp / "preview.png")
+        if out.exists():
+            out.rmdir()
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return summary
