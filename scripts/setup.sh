@@ -10,8 +10,8 @@ fi
 stamp=.venv/.mdaug-installed
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q torch==2.13.0
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  .venv/bin/python -m pip install -q --upgrade pip 2> >(grep -v "is ignored" >&2)
+  .venv/bin/python -m pip install -q torch==2.13.0 2> >(grep -v "is ignored" >&2)
+  .venv/bin/python -m pip install -q -e '.[dev]' 2> >(grep -v "is ignored" >&2)
   echo "$want" > "$stamp"
 fi
