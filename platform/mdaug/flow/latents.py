@@ -1,0 +1,70 @@
+"""Per-channel latent statistics that travel inside the DiT checkpoint, with the identity of the VAE
+that produced the latents. Decoding without them, or with another VAE, is an error — never silent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class LatentStats:
+    mean: torch.Tensor  # (C,)
+    std: torch.Tensor  # (C,)
+    vae_identity: str
+    count: int
+
+    @classmethod
+    def from_latents(cls, batches: Iterable[torch.Tensor], vae_identity: str) -> LatentStats:
+        """Accumulate float64 sums over (B, C, H, W) batches."""
+        total, sq, n = None, None, 0
+        for z in batches:
+            z = z.double().transpose(0, 1).flatten(1)  # (C, B·H·W)
+            total = z.sum(1) if total is None else total + z.sum(1)
+            sq = (z * z).sum(1) if sq is None else sq + (z * z).sum(1)
+            n += z.shape[1]
+        if n == 0:
+            raise ValueError("no latents to compute statistics from")
+        mean = total / n
+        std = (sq / n - mean**2).clamp_min(1e-12).sqrt()
+        return cls(mean.float(), std.float(), vae_identity, n)
+
+    def _shape(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return t.to(z.device, z.dtype).view(1, -1, 1, 1)
+
+    def normalize(self, z: torch.Tensor) -> torch.Tensor:
+        return (z - self._shape(self.mean, z)) / self._shape(self.std, z)
+
+    def denormalize(self, z: torch.Tensor) -> torch.Tensor:
+        return z * self._shape(self.std, z) + self._shape(self.mean, z)
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.clone(), "std": self.std.clone(), "vae_identity": self.vae_identity,
+                "count": self.count}
+
+    @classmethod
+    def from_dict(cls, d: dict | None, source: str = "checkpoint") -> LatentStats:
+        if not d or "mean" not in d or "std" not in d or not d.get("vae_identity"):
+            raise ValueError(
+                f"{source} carries no latent statistics (mean/std and VAE identity); it cannot be decoded. "
+                "Train the DiT with mdaug so the statistics are stored in its checkpoint."
+            )
+        return cls(d["mean"], d["std"], d["vae_identity"], int(d.get("count", 0)))
+
+
+@torch.no_grad()
+def decode_latents(vae: nn.Module, z_normalized: torch.Tensor, stats: LatentStats | None) -> torch.Tensor:
+    """Denormalise with the checkpoint's statistics and decode, after checking the VAE is the one that
+    made the training latents."""
+    if stats is None:
+        raise ValueError("no latent statistics: refusing to decode normalised latents as if they were raw")
+    identity = vae.identity()
+    if identity != stats.vae_identity:
+        raise ValueError(
+            f"this VAE ({identity[:12]}…) is not the one the DiT's latents came from "
+            f"({stats.vae_identity[:12]}…); decode with the VAE recorded in the DiT checkpoint"
+        )
+    return vae.decode(stats.denormalize(z_normalized))

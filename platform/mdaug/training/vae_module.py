@@ -1,0 +1,83 @@
+"""VA-VAE training: generator (autoencoder, log-variance, VF projection) and PatchGAN discriminator,
+optimised alternately with manual optimisation."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import lightning.pytorch as pl
+import torch
+
+from mdaug.models.foundation import DinoV2Encoder
+from mdaug.models.vavae import AutoencoderKL, VAEConfig
+from mdaug.models.vavae_losses import PerceptualLoss, VAELossConfig, VAVAELoss
+
+
+def as_config(cls, value):
+    """A config dataclass from itself or from its dict form (as hyper-parameters come back from a checkpoint)."""
+    if isinstance(value, cls):
+        return value
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
+
+
+class VAEModule(pl.LightningModule):
+    """The frozen foundation encoder is not part of the module's state: checkpoints hold only what trains."""
+
+    def __init__(self, vae: VAEConfig | dict, loss: VAELossConfig | dict = VAELossConfig(), lr: float = 1e-4,
+                 betas: tuple[float, float] = (0.5, 0.9), foundation: DinoV2Encoder | None = None,
+                 perceptual: PerceptualLoss | None = None, vf_dim: int | None = None) -> None:
+        super().__init__()
+        vae, loss = as_config(VAEConfig, vae), as_config(VAELossConfig, loss)
+        vf_dim = foundation.dim if foundation is not None else vf_dim
+        self.save_hyperparameters({"vae": asdict(vae), "loss": asdict(loss), "lr": lr, "betas": tuple(betas),
+                                   "vf_dim": vf_dim})
+        self.automatic_optimization = False
+        self.vae = AutoencoderKL(vae)
+        object.__setattr__(self, "foundation", foundation)  # not a submodule: frozen, never checkpointed
+        self.vf_encoder = foundation.name if foundation is not None else "none"
+        self.loss = VAVAELoss(loss, vae.out_ch, vae.z_channels, vf_dim, perceptual)
+        self.lr, self.betas = lr, betas
+        self.last_reconstruction: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def on_fit_start(self) -> None:
+        if self.foundation is not None:
+            self.foundation.to(self.device)
+
+    def configure_optimizers(self):
+        gen = [*self.vae.parameters(), self.loss.logvar]
+        if self.loss.vf_proj is not None:
+            gen += list(self.loss.vf_proj.parameters())
+        opt_g = torch.optim.Adam(gen, lr=self.lr, betas=self.betas)
+        opt_d = torch.optim.Adam(self.loss.discriminator.parameters(), lr=self.lr, betas=self.betas)
+        return [opt_g, opt_d]
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        opt_g, opt_d = self.optimizers()
+        x = batch["image"]
+        post = self.vae.encode(x)
+        z = post.sample()
+        rec = self.vae.decode(z)
+        feats = self.foundation(x) if self.foundation is not None else None
+        step = self.global_step // 2  # Lightning counts both optimizers' steps
+        loss, logs = self.loss.generator_loss(x, rec, post.kl(), z, feats, step,
+                                              self.vae.decoder.conv_out.weight, self.vae.encoder.conv_out.weight)
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        opt_g.step()
+        if step >= self.loss.cfg.disc_start:
+            d_loss, d_logs = self.loss.discriminator_loss(x, rec)
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(d_loss)
+            opt_d.step()
+            logs |= d_logs
+        else:
+            opt_d.step()  # keeps Lightning's step counter in lockstep; no gradients, no update
+        self.log_dict({f"train/{k}": v for k, v in logs.items()}, prog_bar=False, sync_dist=False)
+        self.log("train_loss", logs["l1"], prog_bar=True)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        x = batch["image"]
+        rec = self.vae.decode(self.vae.encode(x).mode())
+        self.log("val_loss", (x - rec).abs().mean(), prog_bar=True, sync_dist=True)
+        if batch_idx == 0:
+            self.last_reconstruction = (x[:8].detach().cpu(), rec[:8].detach().float().cpu())
