@@ -49,3 +49,12 @@ def test_pipeline_runs_then_skips_finished_stages(tmp_path):
     lines.clear()
     run_pipeline(cfg, start="split", echo=lines.append)
     assert "[validate] up to date, skipped" in lines and "[split] running" in lines
+
+
+def test_train_job_help_documents_every_option():
+    out = subprocess.run([sys.executable, Path(__file__).resolve().parents[1] / "jobs" / "train.py", "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    for opt in ("--stage", "--data", "--preset", "--out", "--experiment", "--workers", "--gpus-per-worker",
+                "--epochs", "--resume", "overrides"):
+        assert opt in out
+    assert "vae.lr=1e-3" in out

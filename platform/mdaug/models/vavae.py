@@ -270,3 +270,30 @@ def load_official_vavae(path: str | Path, *, ch: int = 128, ch_mult: tuple[int, 
         )
     model.load_state_dict(state)
     return model
+
+
+def save_vae(model: AutoencoderKL, path: str | Path, preset: str, extra: dict | None = None) -> str:
+    """Write a standalone mdaug VAE checkpoint; returns the model identity stored in it."""
+    identity = model.identity()
+    torch.save({"format": "mdaug-vae/1", "config": asdict(model.config), "preset": preset, "identity": identity,
+                "state_dict": model.state_dict(), **(extra or {})}, path)
+    return identity
+
+
+def load_vae(path: str | Path, preset: str | None = None) -> AutoencoderKL:
+    """Load a checkpoint written by save_vae; with `preset`, refuse one trained for another preset."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"VAE checkpoint {path} not found; train one with `jobs/train.py --stage vae`")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != "mdaug-vae/1":
+        raise ValueError(f"{path} is not an mdaug VAE checkpoint (an official one loads with load_official_vavae)")
+    if preset is not None and ckpt["preset"] != preset:
+        raise ValueError(f"{path} was trained with VAE preset {ckpt['preset']!r}, not {preset!r}; "
+                         "use the matching --preset or retrain the VAE")
+    cfg = VAEConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["config"].items()})
+    model = AutoencoderKL(cfg)
+    model.load_state_dict(ckpt["state_dict"])
+    if model.identity() != ckpt["identity"]:
+        raise ValueError(f"{path} is damaged: its weights do not match the identity recorded in it")
+    return model.eval()

@@ -1,0 +1,1 @@
+"""Thin Ray Train / Ray Data / MLflow layer over the plain-PyTorch library."""

@@ -1,0 +1,169 @@
+"""One typed configuration for `jobs/train.py`, with presets and dotted key=value overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+STAGES = ("vae", "latents", "dit")
+
+
+@dataclass(frozen=True)
+class VAEStage:
+    """VA-VAE training. preset: a name in mdaug.models.vavae.VAE_PRESETS."""
+
+    preset: str = "tiny"
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-4
+    disc_start: int = 5001  # generator steps before the PatchGAN joins
+    kl_weight: float = 1e-6
+    vf_encoder: str = "none"  # dinov2 | none
+    vf_weights: str | None = None  # local DINOv2 folder (Hugging Face format)
+    perceptual_weights: str | None = None  # TorchScript file; none → no perceptual loss
+    checkpoint: str | None = None  # an official VA-VAE checkpoint: fine-tune from it
+
+
+@dataclass(frozen=True)
+class DiTStage:
+    """DiT training on the extracted latents."""
+
+    size: str = "tiny"
+    patch_size: int = 1
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 2e-4
+    ema_decay: float = 0.9999
+    class_dropout: float = 0.1
+    preview_steps: int = 25
+    preview_cfg: float = 4.0
+
+
+@dataclass(frozen=True)
+class TrainJobConfig:
+    """Everything a training job needs. `out` holds checkpoints, latents and (by default) MLflow."""
+
+    stage: str = "vae"
+    data: str = ""  # split manifest (mdaug split)
+    preset: str = "tiny"
+    out: str = "runs/train"
+    experiment: str = "mdaug"
+    workers: int = 2
+    gpus_per_worker: float = 0.0
+    cpus_per_worker: float = 0.5  # fractional: leaves CPU for Ray Data tasks on small machines
+    max_failures: int = 2
+    keep_checkpoints: int = 2
+    resume: bool = False
+    seed: int = 0
+    vae: VAEStage = field(default_factory=VAEStage)
+    dit: DiTStage = field(default_factory=DiTStage)
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"unknown stage {self.stage!r}; use one of {', '.join(STAGES)}")
+        if self.workers < 1:
+            raise ValueError(f"--workers must be ≥ 1, got {self.workers}")
+
+    @property
+    def out_path(self) -> Path:
+        return Path(self.out).resolve()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def config_hash(self, keys: tuple[str, ...] = ()) -> str:
+        """sha256 (16 hex) of the configuration, or of the given top-level keys."""
+        d = self.to_dict()
+        blob = {k: d[k] for k in keys} if keys else d
+        return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # 64² gray, 2-core CPU: each stage in about two minutes.
+    "tiny": {"vae": {"preset": "tiny", "epochs": 4, "batch_size": 32, "lr": 1e-3, "disc_start": 50},
+             "dit": {"size": "tiny", "patch_size": 1, "epochs": 6, "batch_size": 64, "lr": 1e-3, "ema_decay": 0.999}},
+    # 128² gray, one GPU or a strong CPU.
+    "small": {"vae": {"preset": "small", "epochs": 50, "batch_size": 32, "lr": 2e-4, "disc_start": 2000},
+              "dit": {"size": "S", "patch_size": 1, "epochs": 200, "batch_size": 128}},
+    # The original project's setting: f16d32 VA-VAE at 256² RGB, DiT-B/1, GPUs.
+    "paper": {"vae": {"preset": "f16d32", "epochs": 50, "batch_size": 32, "lr": 1e-4, "disc_start": 5001},
+              "dit": {"size": "B", "patch_size": 1, "epochs": 400, "batch_size": 256, "lr": 2e-4},
+              "gpus_per_worker": 1.0, "cpus_per_worker": 4.0},
+}
+
+
+def _coerce(value: str, current: Any, key: str) -> Any:
+    parsed = yaml.safe_load(value)
+    if current is None or parsed is None:
+        return parsed
+    if isinstance(current, bool):
+        if not isinstance(parsed, bool):
+            raise ValueError(f"override {key}={value!r}: expected true or false")
+        return parsed
+    if isinstance(current, int | float):
+        try:
+            return int(value) if isinstance(current, int) else float(value)
+        except ValueError:
+            raise ValueError(f"override {key}={value!r}: expected a {type(current).__name__}") from None
+    if isinstance(current, str):
+        return str(parsed)
+    raise ValueError(f"override {key}={value!r}: expected a {type(current).__name__}")
+
+
+def _apply(obj: Any, updates: dict[str, Any], where: str = "") -> Any:
+    names = {f.name for f in fields(obj)}
+    changes = {}
+    for k, v in updates.items():
+        if k not in names:
+            raise ValueError(f"unknown configuration key {where + k!r}; valid keys: {', '.join(sorted(names))}")
+        cur = getattr(obj, k)
+        changes[k] = _apply(cur, v, f"{where}{k}.") if dataclasses.is_dataclass(cur) and isinstance(v, dict) else v
+    return replace(obj, **changes)
+
+
+def build_config(stage: str, data: str, preset: str = "tiny", overrides: list[str] = (),
+                 **flags: Any) -> TrainJobConfig:
+    """Preset, then command-line flags (None = not given), then key=value overrides (dotted keys)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+    cfg = _apply(TrainJobConfig(stage=stage, data=data, preset=preset), PRESETS[preset])
+    cfg = replace(cfg, **{k: v for k, v in flags.items() if v is not None})
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not key=value (e.g. vae.lr=1e-3)")
+        key, value = item.split("=", 1)
+        parts = key.split(".")
+        target: Any = cfg
+        for p in parts[:-1]:
+            if p not in {f.name for f in fields(target)} or not dataclasses.is_dataclass(getattr(target, p)):
+                raise ValueError(f"unknown configuration key {key!r}")
+            target = getattr(target, p)
+        if parts[-1] not in {f.name for f in fields(target)}:
+            raise ValueError(f"unknown configuration key {key!r}; valid keys under it: "
+                             f"{', '.join(sorted(f.name for f in fields(target)))}")
+        update: dict[str, Any] = {parts[-1]: _coerce(value, getattr(target, parts[-1]), key)}
+        for p in reversed(parts[:-1]):
+            update = {p: update}
+        cfg = _apply(cfg, update)
+    return cfg
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'vae': {'lr': 1}} → {'vae.lr': 1} (for MLflow params)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out |= flatten(v, f"{prefix}{k}.")
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def to_yaml(cfg: TrainJobConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

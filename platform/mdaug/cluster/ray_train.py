@@ -1,0 +1,86 @@
+"""Ray Train + Lightning DDP: one TorchTrainer per stage, checkpoints kept by validation loss,
+restarts from the latest checkpoint after a worker failure, MLflow logging from rank 0."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import ray
+import ray.train
+import torch
+from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, RayTrainReportCallback, prepare_trainer
+from ray.train.torch import TorchTrainer
+
+from mdaug.cluster.config import TrainJobConfig
+
+
+def lightning_fit(module: pl.LightningModule, config: dict[str, Any], callbacks: list[pl.Callback]) -> None:
+    """Inside a Train worker: fit `module` on the dataset shards, resuming from Ray's latest checkpoint."""
+    cfg = config["job"]
+    gpu = cfg["gpus_per_worker"] > 0
+    torch.set_num_threads(max(1, int(cfg["cpus_per_worker"])))
+    if gpu and hasattr(module, "model"):
+        module.model.compile()  # in place: state_dict keys unchanged
+    batch = config["batch_size"]
+    train = ray.train.get_dataset_shard("train").iter_torch_batches(batch_size=batch, drop_last=True)
+    val = ray.train.get_dataset_shard("val").iter_torch_batches(batch_size=batch)
+    trainer = pl.Trainer(
+        max_epochs=config["epochs"], accelerator="gpu" if gpu else "cpu", devices="auto",
+        strategy=RayDDPStrategy(find_unused_parameters=config.get("find_unused", False)),
+        plugins=[RayLightningEnvironment()], precision="bf16-mixed" if gpu else "32-true",
+        callbacks=[RayTrainReportCallback(), *callbacks], enable_checkpointing=False, logger=False,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+    )
+    trainer = prepare_trainer(trainer)
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
+        return
+    with checkpoint.as_directory() as ckpt_dir:
+        trainer.fit(module, train_dataloaders=train, val_dataloaders=val,
+                    ckpt_path=str(Path(ckpt_dir) / RayTrainReportCallback.CHECKPOINT_NAME))
+
+
+def run_name_for(cfg: TrainJobConfig) -> str:
+    """A fresh run gets a new name; --resume reuses the stage's last one (Ray resumes by name)."""
+    marker = cfg.out_path / cfg.stage / "ray_run_name"
+    if cfg.resume:
+        if not marker.is_file():
+            raise ValueError(f"--resume: no earlier {cfg.stage} run under {cfg.out_path}; start one without --resume")
+        return marker.read_text().strip()
+    name = f"{cfg.stage}-{time.strftime('%Y%m%d-%H%M%S')}"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(name)
+    return name
+
+
+def fit_with_ray(cfg: TrainJobConfig, loop, loop_config: dict[str, Any], datasets: dict[str, ray.data.Dataset]):
+    """Run the stage's TorchTrainer; returns Ray's Result (raises if training failed)."""
+    resources = {"CPU": cfg.cpus_per_worker} | ({"GPU": cfg.gpus_per_worker} if cfg.gpus_per_worker else {})
+    trainer = TorchTrainer(
+        loop,
+        train_loop_config={"job": cfg.to_dict(), **loop_config},
+        scaling_config=ray.train.ScalingConfig(num_workers=cfg.workers, use_gpu=cfg.gpus_per_worker > 0,
+                                               resources_per_worker=resources),
+        run_config=ray.train.RunConfig(
+            name=run_name_for(cfg), storage_path=str(cfg.out_path / "ray"),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.keep_checkpoints,
+                                                         checkpoint_score_attribute="val_loss",
+                                                         checkpoint_score_order="min"),
+            failure_config=ray.train.FailureConfig(max_failures=cfg.max_failures),
+        ),
+        datasets=datasets,
+    )
+    return trainer.fit()
+
+
+def best_lightning_checkpoint(result) -> Path:
+    """The kept checkpoint with the lowest val_loss (falls back to the latest)."""
+    best = min(result.best_checkpoints, key=lambda cm: cm[1].get("val_loss", float("inf")), default=None)
+    ckpt = best[0] if best else result.checkpoint
+    if ckpt is None:
+        raise RuntimeError("training reported no checkpoint")
+    return Path(ckpt.path) / RayTrainReportCallback.CHECKPOINT_NAME

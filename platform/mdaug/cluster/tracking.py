@@ -1,0 +1,133 @@
+"""MLflow: one run per job (never left RUNNING), provenance tags, and a rank-0 epoch logger for Lightning."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from mlflow.tracking import MlflowClient
+from PIL import Image
+
+from mdaug.imaging import labelled_grid
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def tracking_uri(out: Path) -> str:
+    """MLFLOW_TRACKING_URI if set, else a sqlite store in the output folder (MLflow 3.17 refuses file stores)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    out.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(out / 'mlflow.db').resolve()}"
+
+
+def experiment_id(client: MlflowClient, name: str, out: Path) -> str:
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    return client.create_experiment(name, artifact_location=(out / "mlartifacts").resolve().as_uri())
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+@contextmanager
+def mlflow_run(out: Path, experiment: str, run_name: str, tags: dict[str, str],
+               parent_run_id: str | None = None) -> Iterator[tuple[MlflowClient, str]]:
+    """Start a run; end it FINISHED, or FAILED with the error as a tag, or KILLED on interrupt."""
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)  # would override the experiment (STACK.md)
+    client = MlflowClient(tracking_uri(out))
+    exp = experiment_id(client, experiment, out)
+    all_tags = {"mlflow.runName": run_name, "git_commit": git_commit(), **tags}
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    run = client.create_run(exp, tags=all_tags, run_name=run_name)
+    run_id = run.info.run_id
+    try:
+        yield client, run_id
+    except KeyboardInterrupt:
+        client.set_tag(run_id, "error", "interrupted")
+        client.set_terminated(run_id, "KILLED")
+        raise
+    except BaseException as err:
+        client.set_tag(run_id, "error", f"{type(err).__name__}: {err}"[:5000])
+        client.set_terminated(run_id, "FAILED")
+        raise
+    else:
+        client.set_terminated(run_id, "FINISHED")
+
+
+def log_params(client: MlflowClient, run_id: str, params: dict) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+    for i in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[i:i + 100])
+
+
+def tensor_image(t: torch.Tensor) -> Image.Image:
+    """(C, H, W) in [-1, 1] → PIL (gray or RGB)."""
+    arr = ((t.float().clamp(-1, 1) + 1) * 127.5).round().byte()
+    if arr.shape[0] == 1:
+        return Image.fromarray(arr[0].numpy(), mode="L")
+    return Image.fromarray(arr.permute(1, 2, 0).numpy(), mode="RGB")
+
+
+class EpochLogger(pl.Callback):
+    """Rank 0 logs per-epoch metrics, throughput (img/s over all workers), epoch time and a grid image.
+
+    Placed after Ray's report callback, so an epoch is logged only once its checkpoint exists."""
+
+    def __init__(self, uri: str, run_id: str, grid_fn=None) -> None:
+        self.uri, self.run_id, self.grid_fn = uri, run_id, grid_fn
+        self.t0, self.images = 0.0, 0
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.t0, self.images = time.perf_counter(), 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.images += len(next(iter(batch.values())))
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.global_rank != 0:
+            return
+        seconds = time.perf_counter() - self.t0
+        epoch = trainer.current_epoch
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        metrics |= {"epoch_time_s": seconds, "throughput_img_s": self.images * trainer.world_size / seconds,
+                    "global_step": float(trainer.global_step)}
+        client = MlflowClient(self.uri)
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        client.log_batch(self.run_id, metrics=[Metric(k, v, now, epoch) for k, v in metrics.items()])
+        if self.grid_fn is not None:
+            grid = self.grid_fn(pl_module)
+            if grid is not None:
+                with tempfile.TemporaryDirectory() as tmp:
+                    path = Path(tmp) / f"epoch_{epoch:03d}.png"
+                    grid.save(path)
+                    client.log_artifact(self.run_id, str(path), artifact_path="grids")
+
+
+def reconstruction_grid(module) -> Image.Image | None:
+    """Real | reconstructed, one pair per row."""
+    if module.last_reconstruction is None:
+        return None
+    real, rec = module.last_reconstruction
+    rows = [(f"#{i}", [tensor_image(a), tensor_image(b)]) for i, (a, b) in enumerate(zip(real, rec, strict=True))]
+    return labelled_grid(rows, cell=min(96, real.shape[-1] * 2))
+

@@ -1,0 +1,171 @@
+"""Ray Train with 2 real CPU workers: the three stages, MLflow content, a killed worker, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from mdaug.cluster.config import build_config
+from mdaug.cluster.preflight import check_resources, load_verified_manifest
+from mdaug.cluster.train_job import run_train_job
+from mdaug.data.split import make_split
+from mdaug.models.vavae import load_vae
+from mdaug.sim import SimConfig, simulate_dataset
+from mdaug.training.dit_module import load_dit
+
+FAST = ["vae.epochs=2", "vae.batch_size=8", "vae.disc_start=1", "dit.epochs=2", "dit.batch_size=4",
+        "dit.preview_steps=4"]
+
+
+@pytest.fixture(scope="module")
+def manifest64(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny") / "data"
+    simulate_dataset(root, SimConfig(persons=4, per_person=12, size=64), progress=False)
+    m, _ = make_split(root, val=0.25, test=0.25, progress=False)
+    path = root.parent / "manifest.json"
+    m.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(manifest64, ray_local, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("train")
+    for stage in ("vae", "latents", "dit"):
+        run_train_job(build_config(stage, str(manifest64), "tiny", FAST, out=str(out)))
+    return out
+
+
+def _runs(out: Path) -> dict[str, object]:
+    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("mdaug")
+    return {r.data.tags["stage"]: r for r in client.search_runs([exp.experiment_id], order_by=["start_time ASC"])}
+
+
+def test_three_stages_write_checkpoints_latents_and_mlflow_runs(trained, manifest64):
+    out = trained
+    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    runs = _runs(out)
+    assert set(runs) == {"vae", "latents", "dit"}
+    for stage, run in runs.items():
+        assert run.info.status == "FINISHED", stage
+        tags = run.data.tags
+        assert tags["git_commit"] and len(tags["config_hash"]) == 16 and len(tags["manifest_hash"]) == 64
+        assert run.data.params["stage"] == stage and run.data.params["vae.lr"] == "0.001"
+        arts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"config.yaml", "manifest.json"} <= arts
+    for stage in ("vae", "dit"):
+        rid = runs[stage].info.run_id
+        history = client.get_metric_history(rid, "val_loss")
+        assert sorted(m.step for m in history) == [0, 1]
+        assert client.get_metric_history(rid, "throughput_img_s")[0].value > 0
+        assert client.get_metric_history(rid, "epoch_time_s")[0].value > 0
+        assert {a.path for a in client.list_artifacts(rid, "grids")} == {"grids/epoch_000.png", "grids/epoch_001.png"}
+    assert "train/d_loss" in runs["vae"].data.metrics  # the discriminator joined after disc_start
+    vae = load_vae(out / "vae" / "vae.pt", "tiny")
+    stats = json.loads((out / "latents" / "stats.json").read_text())
+    assert stats["vae_identity"] == vae.identity() and stats["latent_shape"] == [8, 8, 8]
+    assert len(list((out / "latents" / "train").glob("*.parquet"))) >= 1
+    model, dit_stats, ckpt = load_dit(out / "dit" / "dit.pt")
+    assert dit_stats.vae_identity == vae.identity() and model.config.num_classes == 4
+    assert {a.path for a in client.list_artifacts(runs["dit"].info.run_id, "outputs")} >= {"outputs/dit.pt"}
+
+
+def test_killed_worker_resumes_from_checkpoint(trained, manifest64, ray_local, tmp_path):
+    """Kill one training worker (by pid, from Ray's state API) mid-epoch after the first checkpoint: the run finishes,
+    every epoch is completed once, and the loss continues where it was."""
+    from ray.util.state import list_actors
+
+    out = tmp_path / "fault"
+    out.mkdir()
+    (out / "latents").symlink_to(trained / "latents")  # DiT stage on the latents made above
+    epochs = 4
+    cfg = build_config("dit", str(manifest64), "tiny", [*FAST, f"dit.epochs={epochs}", "dit.batch_size=4"],
+                       out=str(out))
+    errors: list[BaseException] = []
+    thread = threading.Thread(target=lambda: _capture(errors, run_train_job, cfg))
+    thread.start()
+    deadline = time.time() + 180
+    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    epoch_time = None
+    while epoch_time is None and time.time() < deadline and thread.is_alive():
+        time.sleep(0.05)
+        runs = client.search_runs([e.experiment_id for e in client.search_experiments()]) if (
+            out / "mlflow.db").exists() else []
+        history = client.get_metric_history(runs[0].info.run_id, "epoch_time_s") if runs else []
+        epoch_time = history[0].value if history else None
+    assert epoch_time is not None, "no epoch finished"
+    time.sleep(epoch_time / 2)  # a failure lands mid-epoch, not on the checkpoint boundary
+    workers = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+    assert len(workers) == 2, workers
+    os.kill(workers[1].pid, signal.SIGKILL)
+    killed_at = time.time()
+    thread.join(timeout=300)
+    assert not thread.is_alive() and not errors, errors
+    all_workers = list_actors(filters=[("class_name", "=", "RayTrainWorker")], limit=1000)
+    assert len({a.pid for a in all_workers}) >= 4, "the worker group was not restarted"
+    run = client.search_runs([client.get_experiment_by_name("mdaug").experiment_id])[0]
+    assert run.info.status == "FINISHED"
+    history = sorted(client.get_metric_history(run.info.run_id, "train_loss"), key=lambda m: m.step)
+    steps = [m.step for m in history]
+    print(f"fault test: killed pid {workers[1].pid} at {killed_at:.1f}; epochs logged {steps}; "
+          f"losses {[round(m.value, 3) for m in history]}")
+    assert steps == list(range(epochs)), "an epoch was lost or completed twice"
+    # the optimizer-step counter continues across the restart: never back to the first epoch's count
+    counts = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "global_step"), key=lambda m: m.step)]
+    per_epoch = counts[0]
+    assert counts == [per_epoch * (e + 1) for e in range(epochs)], counts
+    losses = [m.value for m in history]
+    assert sum(losses[2:]) / len(losses[2:]) < losses[0], "the loss jumped back to its starting level"
+
+
+def _capture(errors: list, fn, *args) -> None:
+    try:
+        fn(*args)
+    except BaseException as err:  # noqa: BLE001 - reported by the test
+        errors.append(err)
+
+
+def test_bad_input_is_refused_before_training(manifest64, tmp_path, ray_local):
+    with pytest.raises(FileNotFoundError, match="mdaug split"):
+        load_verified_manifest(str(tmp_path / "missing.json"))
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not an mdaug manifest"):
+        load_verified_manifest(str(tmp_path / "bad.json"))
+    m = json.loads(manifest64.read_text())
+    m["rows"][0]["sha256"] = "0" * 64
+    (tmp_path / "changed.json").write_text(json.dumps(m))
+    with pytest.raises(ValueError, match=r"1 files changed \['ID_"):
+        load_verified_manifest(str(tmp_path / "changed.json"))
+    with pytest.raises(ValueError, match="unknown configuration key 'vae.learning_rate'"):
+        build_config("vae", str(manifest64), "tiny", ["vae.learning_rate=1"])
+    with pytest.raises(ValueError, match="unknown configuration key 'colour'"):
+        build_config("vae", str(manifest64), "tiny", ["colour=red"])
+    with pytest.raises(ValueError, match="expected a int"):
+        build_config("vae", str(manifest64), "tiny", ["vae.epochs=many"])
+    cfg = build_config("vae", str(manifest64), "tiny", ["vae.lr=3e-4"], out=str(tmp_path / "o"))
+    assert cfg.vae.lr == 3e-4 and cfg.vae.epochs == 4
+    with pytest.raises(ValueError, match=r"need 400 CPUs; the cluster has \d+"):
+        check_resources(replace(cfg, workers=800))
+    with pytest.raises(ValueError, match="GPUs"):
+        check_resources(replace(cfg, gpus_per_worker=1.0))
+    with pytest.raises(ValueError, match="fewer than one batch of 64"):
+        run_train_job(replace(cfg, vae=replace(cfg.vae, batch_size=64)))
+    with pytest.raises(ValueError, match="no earlier vae run"):
+        run_train_job(replace(cfg, resume=True))
+
+
+def test_checkpoint_from_another_preset_is_refused(trained, tmp_path):
+    with pytest.raises(ValueError, match="trained with VAE preset 'tiny', not 'small'"):
+        load_vae(trained / "vae" / "vae.pt", "small")
+    torch.save({"format": "other"}, tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="not an mdaug VAE checkpoint"):
+        load_vae(tmp_path / "x.pt")
