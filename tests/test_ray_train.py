@@ -160,7 +160,7 @@ def test_bad_input_is_refused_before_training(manifest64, tmp_path, ray_local):
     with pytest.raises(ValueError, match="fewer than one batch of 64"):
         run_train_job(replace(cfg, vae=replace(cfg.vae, batch_size=64)))
     with pytest.raises(ValueError, match="no earlier vae run"):
-        run_train_job(replace(cfg, resume=True))
+        run_train_job(replace(cfg, resume=True, vae=replace(cfg.vae, batch_size=4)))
 
 
 def test_checkpoint_from_another_preset_is_refused(trained, tmp_path):
