@@ -30,3 +30,33 @@ def ray_local():
              ignore_reinit_error=True)
     yield ray
     ray.shutdown()
+
+
+FAST = ["vae.epochs=2", "vae.batch_size=8", "vae.disc_start=1", "dit.epochs=2", "dit.batch_size=4",
+        "dit.preview_steps=4"]
+
+
+@pytest.fixture(scope="session")
+def manifest64(tmp_path_factory) -> Path:
+    """4 simulated persons × 12 images at 64² (the tiny preset's size), split 50/25/25."""
+    from mdaug.data.split import make_split
+    from mdaug.sim import SimConfig, simulate_dataset
+
+    root = tmp_path_factory.mktemp("tiny") / "data"
+    simulate_dataset(root, SimConfig(persons=4, per_person=12, size=64), progress=False)
+    m, _ = make_split(root, val=0.25, test=0.25, progress=False)
+    path = root.parent / "manifest.json"
+    m.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained(manifest64, ray_local, tmp_path_factory) -> Path:
+    """The three training stages on Ray with 2 workers (tiny preset, 2 epochs each)."""
+    from mdaug.cluster.config import build_config
+    from mdaug.cluster.train_job import run_train_job
+
+    out = tmp_path_factory.mktemp("train")
+    for stage in ("vae", "latents", "dit"):
+        run_train_job(build_config(stage, str(manifest64), "tiny", FAST, out=str(out)))
+    return out

@@ -12,42 +12,21 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import FAST
 from mlflow.tracking import MlflowClient
 
 from mdaug.cluster.config import build_config
 from mdaug.cluster.preflight import check_resources, load_verified_manifest
 from mdaug.cluster.train_job import run_train_job
-from mdaug.data.split import make_split
 from mdaug.models.vavae import load_vae
-from mdaug.sim import SimConfig, simulate_dataset
 from mdaug.training.dit_module import load_dit
-
-FAST = ["vae.epochs=2", "vae.batch_size=8", "vae.disc_start=1", "dit.epochs=2", "dit.batch_size=4",
-        "dit.preview_steps=4"]
-
-
-@pytest.fixture(scope="module")
-def manifest64(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("tiny") / "data"
-    simulate_dataset(root, SimConfig(persons=4, per_person=12, size=64), progress=False)
-    m, _ = make_split(root, val=0.25, test=0.25, progress=False)
-    path = root.parent / "manifest.json"
-    m.save(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def trained(manifest64, ray_local, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("train")
-    for stage in ("vae", "latents", "dit"):
-        run_train_job(build_config(stage, str(manifest64), "tiny", FAST, out=str(out)))
-    return out
 
 
 def _runs(out: Path) -> dict[str, object]:
     client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
     exp = client.get_experiment_by_name("mdaug")
-    return {r.data.tags["stage"]: r for r in client.search_runs([exp.experiment_id], order_by=["start_time ASC"])}
+    runs = client.search_runs([exp.experiment_id], order_by=["start_time ASC"])
+    return {r.data.tags["stage"]: r for r in runs if r.data.tags["stage"] in ("vae", "latents", "dit")}
 
 
 def test_three_stages_write_checkpoints_latents_and_mlflow_runs(trained, manifest64):

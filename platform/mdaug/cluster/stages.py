@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -169,9 +170,13 @@ def train_dit(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str])
     module.load_state_dict(ckpt["state_dict"])
     out = cfg.out_path / "dit"
     out.mkdir(parents=True, exist_ok=True)
+    formats = Counter(Path(r.path).suffix.lower().lstrip(".") for r in manifest.rows)
     export_dit(module, out / "dit.pt", {"vae_path": info["vae_path"], "manifest_hash": manifest.content_hash(),
+                                          "manifest_path": str(Path(cfg.data).resolve()),
                                           "labels": {str(k): v for k, v in manifest.labels.items()},
-                                          "job": asdict(cfg.dit)})
+                                          "channels": manifest.channels,
+                                          "image_format": "jpg" if formats.most_common(1)[0][0] in ("jpg", "jpeg")
+                                          else "png", "job": asdict(cfg.dit)})
     return {"dit": out / "dit.pt", "stats": cfg.out_path / "latents" / "stats.json"}
 
 

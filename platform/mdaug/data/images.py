@@ -52,3 +52,13 @@ def load_image(path: Path, channels: str, size: int | None = None) -> np.ndarray
         img = img.resize((size, size), Image.BILINEAR)
     arr = np.asarray(img, dtype=np.float32) / 127.5 - 1.0
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def load_split(manifest, split: str, size: int, channels: str | None = None):
+    """All images of a manifest split as one float tensor (N, C, size, size) in [-1, 1] and their labels."""
+    import torch
+
+    rows = manifest.split(split)
+    root = Path(manifest.root)
+    images = np.stack([load_image(root / r.path, channels or manifest.channels, size) for r in rows])
+    return torch.from_numpy(images), torch.tensor([r.label for r in rows])

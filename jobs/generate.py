@@ -1,0 +1,67 @@
+"""Generate a synthetic data set (ROOT/ID_k/*.png, same layout and format as the training data) from a
+trained DiT. Atomic: the folder appears only when complete; a rerun after a crash finishes the missing
+images with the same bytes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from mdaug.cluster.generate_job import run_generate_job
+from mdaug.cluster.tracking import tracking_uri
+from mdaug.flow.sampler import SamplingConfig
+
+
+def resolve_dit(value: str, tracking_dir: Path) -> str:
+    """A checkpoint path, or an MLflow run id whose outputs/dit.pt is downloaded."""
+    if Path(value).is_file():
+        return value
+    from mlflow.tracking import MlflowClient
+
+    try:
+        return MlflowClient(tracking_uri(tracking_dir)).download_artifacts(value, "outputs/dit.pt")
+    except Exception as err:  # noqa: BLE001 - any MLflow failure means: not a usable run id
+        raise ValueError(f"--dit {value!r} is neither a checkpoint file nor an MLflow run with outputs/dit.pt") from err
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--dit", required=True, help="DiT checkpoint (dit.pt) or the MLflow run id of a DiT training run")
+    ap.add_argument("--vae", help="VAE checkpoint (default: the one recorded in the DiT checkpoint)")
+    ap.add_argument("--per-person", type=int, required=True, help="images per person")
+    ap.add_argument("--out", type=Path, required=True, help="output folder (must not exist, or hold this generation)")
+    ap.add_argument("--sampling-config", type=Path, help="YAML of sampling settings (e.g. best_sampling.yaml)")
+    ap.add_argument("--cfg-scale", type=float, help="classifier-free guidance scale (default 4.0)")
+    ap.add_argument("--steps", type=int, help="sampler steps (default 50)")
+    ap.add_argument("--cfg-interval-start", type=float, help="guidance only for t ≥ this (default 0.1)")
+    ap.add_argument("--timestep-shift", type=float, help="timestep shift s (default 0.3)")
+    ap.add_argument("--method", choices=("euler", "heun"), help="integrator (default euler)")
+    ap.add_argument("--persons", help="comma-separated person ids (default: all)")
+    ap.add_argument("--seed", type=int, default=0, help="run seed; each image's seed derives from it")
+    ap.add_argument("--workers", type=int, default=2, help="generator actors (one GPU each with --gpus-per-worker)")
+    ap.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per actor")
+    ap.add_argument("--batch", type=int, default=64, help="images per sampler batch (part of the result's identity)")
+    ap.add_argument("--tracking-dir", type=Path, help="where the sqlite MLflow store is (default: the training --out)")
+    a = ap.parse_args()
+    base = {"steps": 50, "cfg_scale": 4.0, "cfg_interval_start": 0.1, "timestep_shift": 0.3}
+    if a.sampling_config:
+        base |= yaml.safe_load(a.sampling_config.read_text())
+    flags = {"cfg_scale": a.cfg_scale, "steps": a.steps, "cfg_interval_start": a.cfg_interval_start,
+             "timestep_shift": a.timestep_shift, "method": a.method}
+    base |= {k: v for k, v in flags.items() if v is not None}
+    try:
+        sampling = SamplingConfig(**base)
+        tracking = a.tracking_dir or Path(a.dit).resolve().parent.parent
+        persons = [int(p) for p in a.persons.split(",")] if a.persons else None
+        run_generate_job(resolve_dit(a.dit, tracking), a.out, a.per_person, sampling, persons, a.seed, a.vae,
+                         a.workers, a.gpus_per_worker, tracking_dir=tracking, batch=a.batch)
+    except (ValueError, FileExistsError, FileNotFoundError, TypeError) as err:
+        print(f"generate: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from err
+
+
+if __name__ == "__main__":
+    main()

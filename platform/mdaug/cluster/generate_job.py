@@ -1,0 +1,98 @@
+"""`jobs/generate.py`: generation spread over Ray actors (one per GPU, or CPU actors), progress bar,
+atomic output folder, one MLflow run with a real | generated grid per person."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import ray
+import torch
+from tqdm import tqdm
+
+from mdaug.cluster.tracking import log_params, mlflow_run, tensor_image
+from mdaug.data.images import load_image
+from mdaug.data.manifest import Manifest
+from mdaug.flow.sampler import SamplingConfig
+from mdaug.generation import (
+    GenerationJob,
+    Generator,
+    check_job,
+    file_name,
+    finish_output,
+    manifest_for,
+    prepare_output,
+    run_chunk,
+)
+from mdaug.imaging import labelled_grid
+
+
+@ray.remote
+class GeneratorActor:
+    def __init__(self, dit: str, vae: str | None) -> None:
+        self.gen = Generator.load(dit, vae)
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    def run(self, job: GenerationJob, chunk: list[tuple[int, int]], folder: str) -> int:
+        return run_chunk(self.gen, job, chunk, Path(folder), self.device)
+
+
+def comparison_grid(gen: Generator, folder: Path, job: GenerationJob, per_row: int = 4):
+    """One row per person: up to per_row real training images | the same number of generated ones."""
+    rows = []
+    manifest_path = gen.info.get("manifest_path")
+    real = Manifest.load(Path(manifest_path)) if manifest_path and Path(manifest_path).is_file() else None
+    fmt = gen.info["image_format"]
+    for p in job.persons:
+        imgs = []
+        if real is not None:
+            train = [r for r in real.split("train") if r.person == p][:per_row]
+            imgs += [tensor_image(torch.from_numpy(load_image(Path(real.root) / r.path, real.channels))) for r in train]
+        from PIL import Image
+
+        imgs += [Image.open(folder / file_name(p, i, fmt)) for i in range(min(per_row, job.per_person))]
+        rows.append((f"ID {p}", imgs))
+    return labelled_grid(rows, cell=64)
+
+
+def run_generate_job(dit: str, out: Path, per_person: int, sampling: SamplingConfig, persons: list[int] | None = None,
+                     seed: int = 0, vae: str | None = None, workers: int = 2, gpus_per_worker: float = 0.0,
+                     experiment: str = "mdaug", tracking_dir: Path | None = None, batch: int = 64) -> Path:
+    gen = Generator.load(dit, vae)
+    job = GenerationJob(per_person, check_job(gen, per_person, persons), seed, sampling, batch)
+    expected = manifest_for(gen, job)
+    out = Path(out).resolve()
+    partial = prepare_output(out, expected)
+    if partial is None:
+        print(f"{out} already holds this generation ({len(expected['images'])} images); nothing to do")
+        return out
+    tracking_dir = tracking_dir or Path(dit).resolve().parent.parent
+    tags = {"stage": "generate", "dit_sha256": gen.info["dit_sha256"],
+            "manifest_hash": str(gen.info["training_manifest_hash"])}
+    with mlflow_run(tracking_dir, experiment, "generate", tags) as (client, run_id):
+        log_params(client, run_id, {"per_person": per_person, "seed": seed, "persons": len(job.persons),
+                                    **{f"sampling.{k}": v for k, v in expected["sampling"].items()}})
+        t0 = time.perf_counter()
+        if not ray.is_initialized():
+            ray.init(include_dashboard=False)
+        resources = {"num_gpus": gpus_per_worker} if gpus_per_worker else {"num_cpus": 1}
+        actors = [GeneratorActor.options(**resources).remote(dit, vae) for _ in range(workers)]
+        chunks = job.chunks()
+        pending = [actors[i % workers].run.remote(job, c, str(partial)) for i, c in enumerate(chunks)]
+        pending_index = {ref: i for i, ref in enumerate(pending)}
+        with tqdm(total=len(job.items()), desc="generate", unit="img") as bar:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                ray.get(done)
+                bar.update(len(chunks[pending_index.pop(done[0])]))
+        for a in actors:
+            ray.kill(a)
+        finish_output(partial, out, expected)
+        seconds = time.perf_counter() - t0
+        client.log_metric(run_id, "images_per_s", len(job.items()) / seconds)
+        grid = out.parent / f"{out.name}_grid.png"
+        comparison_grid(gen, out, job).save(grid)
+        client.log_artifact(run_id, str(grid))
+        client.log_artifact(run_id, str(out / "manifest.json"))
+    print(f"wrote {len(job.items())} images to {out} in {seconds:.0f} s")
+    return out

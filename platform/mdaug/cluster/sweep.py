@@ -1,0 +1,166 @@
+"""Ray Tune sweep of sampling settings: each trial generates images for every person and is scored on the
+real validation split (which the generator never trained on) with the person classifier's features."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import ray
+import torch
+import yaml
+from mlflow.tracking import MlflowClient
+from ray import tune
+
+from mdaug.cluster.tracking import log_params, mlflow_run, tracking_uri
+from mdaug.data.images import load_split
+from mdaug.data.manifest import Manifest
+from mdaug.flow.sampler import SamplingConfig
+from mdaug.generation import Generator, image_seed
+from mdaug.metrics import fidelity
+from mdaug.models.classifier import SpectrogramResNet
+from mdaug.tables import markdown_table
+from mdaug.training.classifier_module import train_classifier
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Search space bounds (issue defaults) and budget."""
+
+    trials: int = 8
+    per_person: int = 8
+    search: str = "random"  # random | optuna (when installed)
+    cfg_scale: tuple[float, float] = (1.0, 12.0)
+    steps: tuple[int, int] = (8, 250)
+    cfg_interval_start: tuple[float, float] = (0.0, 0.3)
+    timestep_shift: tuple[float, float] = (0.1, 1.0)
+    classifier_epochs: int = 15
+    seed: int = 0
+
+
+def search_space(c: SweepConfig) -> dict:
+    return {"cfg_scale": tune.uniform(*c.cfg_scale), "steps": tune.lograndint(c.steps[0], c.steps[1] + 1),
+            "cfg_interval_start": tune.uniform(*c.cfg_interval_start),
+            "timestep_shift": tune.uniform(*c.timestep_shift)}
+
+
+def search_algorithm(name: str):
+    if name == "random":
+        return None  # Tune's default: random sampling of the space
+    if name == "optuna":
+        if importlib.util.find_spec("optuna") is None:
+            raise ValueError("--search optuna needs the optuna package (pip install optuna); or use --search random")
+        from ray.tune.search.optuna import OptunaSearch
+
+        return OptunaSearch()
+    raise ValueError(f"unknown search {name!r}; use random or optuna")
+
+
+def trial(config: dict) -> None:
+    """One Tune trial: generate, score, log an MLflow child run, report."""
+    torch.set_num_threads(1)
+    ctx = config["ctx"]
+    gen = Generator.load(ctx["dit"], ctx["vae"])
+    clf = SpectrogramResNet(ctx["in_channels"], ctx["num_classes"], ctx["width"])
+    clf.load_state_dict(torch.load(ctx["classifier"], weights_only=True))
+    real, real_labels = ray.get(ctx["val_ref"])
+    sampling = SamplingConfig(steps=int(config["steps"]), cfg_scale=float(config["cfg_scale"]),
+                              cfg_interval_start=float(config["cfg_interval_start"]),
+                              timestep_shift=float(config["timestep_shift"]))
+    persons = sorted(gen.labels)
+    items = [(p, i) for p in persons for i in range(ctx["per_person"])]
+    t0 = time.perf_counter()
+    fake = gen.images([gen.labels[p] for p, _ in items], [image_seed(ctx["seed"], p, i) for p, i in items], sampling)
+    rate = len(items) / (time.perf_counter() - t0)
+    if fake.shape[1] != real.shape[1]:
+        fake = fake.mean(1, keepdim=True) if real.shape[1] == 1 else fake.expand(-1, real.shape[1], -1, -1)
+    fid = fidelity(clf, real, real_labels.numpy(), fake, np.array([gen.labels[p] for p, _ in items]))
+    metrics = {**fid.to_dict(), "images_per_s": rate}
+    client = MlflowClient(ctx["tracking_uri"])
+    run = client.create_run(ctx["experiment_id"], tags={"mlflow.parentRunId": ctx["parent_run_id"],
+                                                        "mlflow.runName": f"trial-{tune.get_context().get_trial_id()}",
+                                                        "stage": "sweep-trial"})
+    log_params(client, run.info.run_id, {k: config[k] for k in ("cfg_scale", "steps", "cfg_interval_start",
+                                                                 "timestep_shift")})
+    for k, v in metrics.items():
+        client.log_metric(run.info.run_id, k, v)
+    client.set_terminated(run.info.run_id, "FINISHED")
+    tune.report(metrics)
+
+
+def plot_trials(df, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key in zip(axes, ("config/cfg_scale", "config/steps"), strict=True):
+        sc = ax.scatter(df[key], df["frechet"], c=df["conditional_accuracy"], cmap="viridis", vmin=0, vmax=1)
+        ax.set_xlabel(key.split("/")[1])
+        ax.set_ylabel("Fréchet distance (classifier features, lower is better)")
+        if key.endswith("steps"):
+            ax.set_xscale("log")
+    fig.colorbar(sc, ax=axes, label="conditional accuracy")
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def run_sweep(dit: str, data: str | None, out: Path, cfg: SweepConfig, vae: str | None = None,
+              experiment: str = "mdaug", tracking_dir: Path | None = None) -> dict:
+    """Returns the best sampling settings (also written to out/best_sampling.yaml)."""
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    gen = Generator.load(dit, vae)
+    manifest = Manifest.load(Path(data or gen.info.get("manifest_path", "")))
+    size = gen.vae.config.resolution
+    train_x, train_y = load_split(manifest, "train", size)
+    val_x, val_y = load_split(manifest, "val", size)
+    tracking_dir = tracking_dir or Path(dit).resolve().parent.parent
+    with mlflow_run(tracking_dir, experiment, "sweep-sampling", {"stage": "sweep"}) as (client, run_id):
+        log_params(client, run_id, {f"sweep.{k}": v for k, v in cfg.__dict__.items()})
+        clf = train_classifier(train_x, train_y, manifest.num_classes, epochs=cfg.classifier_epochs, seed=cfg.seed)
+        torch.save(clf.state_dict(), out / "feature_classifier.pt")
+        if not ray.is_initialized():
+            ray.init(include_dashboard=False)
+        ctx = {"dit": str(Path(dit).resolve()), "vae": vae, "classifier": str(out / "feature_classifier.pt"),
+               "in_channels": train_x.shape[1], "num_classes": manifest.num_classes, "width": 32,
+               "val_ref": ray.put((val_x, val_y)), "per_person": cfg.per_person, "seed": cfg.seed,
+               "tracking_uri": tracking_uri(tracking_dir), "parent_run_id": run_id,
+               "experiment_id": client.get_run(run_id).info.experiment_id}
+        os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+        tuner = tune.Tuner(
+            tune.with_resources(trial, {"cpu": 1}),
+            param_space={**search_space(cfg), "ctx": ctx},
+            tune_config=tune.TuneConfig(metric="frechet", mode="min", num_samples=cfg.trials,
+                                        search_alg=search_algorithm(cfg.search)),
+            run_config=tune.RunConfig(name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(out / "tune")),
+        )
+        t0 = time.perf_counter()
+        results = tuner.fit()
+        errors = [r.error for r in results if r.error]
+        if errors:
+            raise RuntimeError(f"{len(errors)} of {cfg.trials} trials failed; first: {errors[0]}")
+        df = results.get_dataframe().sort_values("frechet")
+        cols = ["config/cfg_scale", "config/steps", "config/cfg_interval_start", "config/timestep_shift",
+                "frechet", "conditional_accuracy", "diversity_ratio", "images_per_s"]
+        table = df[cols].rename(columns=lambda c: c.replace("config/", ""))
+        table.to_csv(out / "trials.csv", index=False)
+        (out / "trials.md").write_text(markdown_table(table.to_dict("records")))
+        plot_trials(df, out / "trials.png")
+        best = results.get_best_result().config
+        best_settings = {k: (int(best[k]) if k == "steps" else float(best[k])) for k in
+                         ("cfg_scale", "steps", "cfg_interval_start", "timestep_shift")}
+        (out / "best_sampling.yaml").write_text(yaml.safe_dump(best_settings, sort_keys=True))
+        for f in ("trials.csv", "trials.md", "trials.png", "best_sampling.yaml"):
+            client.log_artifact(run_id, str(out / f))
+        best_row = df.iloc[0]
+        client.log_metric(run_id, "best_frechet", float(best_row["frechet"]))
+        client.log_metric(run_id, "sweep_wall_time_s", time.perf_counter() - t0)
+    print(table.to_string(index=False))
+    print(f"best settings → {out / 'best_sampling.yaml'}: {best_settings}")
+    return best_settings

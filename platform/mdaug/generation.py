@@ -1,0 +1,161 @@
+"""Synthetic data sets from a trained DiT: ID_k folders like the input data, written atomically and
+resumably (fixed per-image seeds and fixed batches: a resumed run writes the same bytes)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mdaug.flow.latents import LatentStats, decode_latents
+from mdaug.flow.sampler import SamplingConfig, sample
+from mdaug.imaging import encode, to_pil
+from mdaug.models.dit import LightningDiT
+from mdaug.models.vavae import AutoencoderKL, load_vae
+from mdaug.training.dit_module import load_dit
+
+
+@dataclass(frozen=True)
+class Generator:
+    """A loaded generator: DiT (EMA weights), its latent statistics, the matching VAE and provenance."""
+
+    dit: LightningDiT
+    stats: LatentStats
+    vae: AutoencoderKL
+    labels: dict[int, int]  # person id → label
+    info: dict
+
+    @classmethod
+    def load(cls, dit_path: str | Path, vae_path: str | Path | None = None) -> Generator:
+        model, stats, ckpt = load_dit(dit_path)
+        vae_file = Path(vae_path or ckpt.get("vae_path", ""))
+        vae = load_vae(vae_file)
+        if vae.identity() != stats.vae_identity:
+            raise ValueError(f"{vae_file} is not the VAE the DiT {dit_path} was trained with; pass the right --vae")
+        labels = {int(k): v for k, v in ckpt.get("labels", {}).items()} or {
+            i + 1: i for i in range(model.config.num_classes)}
+        info = {"dit_sha256": file_sha256(Path(dit_path)), "vae_identity": stats.vae_identity,
+                "training_manifest_hash": ckpt.get("manifest_hash"), "channels": ckpt.get("channels", "gray"),
+                "image_format": ckpt.get("image_format", "png")}
+        return cls(model, stats, vae.eval(), labels, info)
+
+    @torch.no_grad()
+    def images(self, labels: list[int], seeds: list[int], sampling: SamplingConfig, device: str = "cpu",
+               batch: int = 64) -> torch.Tensor:
+        """Decoded images in [-1, 1] for (label, seed) pairs, in fixed batches of `batch`."""
+        self.dit.to(device)
+        self.vae.to(device)
+        dtype = torch.bfloat16 if device.startswith("cuda") else None
+        out = []
+        for i in range(0, len(labels), batch):
+            z = sample(self.dit, labels[i:i + batch], seeds[i:i + batch], sampling, device, dtype)
+            out.append(decode_latents(self.vae, z, self.stats).float().clamp(-1, 1).cpu())
+        return torch.cat(out) if out else torch.empty(0)
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def image_seed(seed: int, person: int, index: int) -> int:
+    """A 63-bit seed per (run seed, person, image index), independent of batching."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{person}:{index}".encode()).digest()[:8], "big") >> 1
+
+
+def to_file_bytes(img: torch.Tensor, channels: str, image_format: str) -> bytes:
+    gray01 = (img.numpy() + 1) / 2
+    if img.shape[0] == 1:
+        pil = to_pil(gray01[0], "gray")
+        pil = pil.convert("RGB") if channels == "rgb" else pil
+    else:
+        from PIL import Image
+
+        pil = Image.fromarray(np.round(gray01.transpose(1, 2, 0) * 255).astype(np.uint8), mode="RGB")
+    return encode(pil, image_format)
+
+
+@dataclass(frozen=True)
+class GenerationJob:
+    per_person: int
+    persons: tuple[int, ...]
+    seed: int
+    sampling: SamplingConfig
+    batch: int = 64
+
+    def items(self) -> list[tuple[int, int]]:
+        """(person id, index) in a fixed order."""
+        return [(p, i) for p in self.persons for i in range(self.per_person)]
+
+    def chunks(self) -> list[list[tuple[int, int]]]:
+        items = self.items()
+        return [items[i:i + self.batch] for i in range(0, len(items), self.batch)]
+
+
+def file_name(person: int, index: int, image_format: str) -> str:
+    return f"ID_{person}/gen_{index:05d}.{image_format}"
+
+
+def check_job(gen: Generator, per_person: int, persons: list[int] | None) -> tuple[int, ...]:
+    if per_person <= 0:
+        raise ValueError(f"--per-person must be ≥ 1, got {per_person}")
+    known = sorted(gen.labels)
+    chosen = tuple(persons) if persons else tuple(known)
+    unknown = sorted(set(chosen) - set(known))
+    if unknown:
+        raise ValueError(f"unknown person ids {unknown}; this generator knows {known[0]}..{known[-1]}")
+    return chosen
+
+
+def run_chunk(gen: Generator, job: GenerationJob, chunk: list[tuple[int, int]], folder: Path, device: str) -> int:
+    """Generate one fixed chunk into folder (skipped if all its files exist); returns images written."""
+    fmt, ch = gen.info["image_format"], gen.info["channels"]
+    targets = [folder / file_name(p, i, fmt) for p, i in chunk]
+    if all(t.exists() for t in targets):
+        return 0
+    labels = [gen.labels[p] for p, _ in chunk]
+    seeds = [image_seed(job.seed, p, i) for p, i in chunk]
+    imgs = gen.images(labels, seeds, job.sampling, device, batch=len(chunk))
+    for img, target in zip(imgs, targets, strict=True):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_bytes(to_file_bytes(img, ch, fmt))
+        tmp.replace(target)
+    return len(chunk)
+
+
+def manifest_for(gen: Generator, job: GenerationJob) -> dict:
+    fmt = gen.info["image_format"]
+    return {
+        "format": "mdaug-synthetic/1", **gen.info, "sampling": asdict(job.sampling), "seed": job.seed,
+        "per_person": job.per_person, "persons": list(job.persons), "batch": job.batch,
+        "images": [{"path": file_name(p, i, fmt), "person": p, "label": gen.labels[p],
+                    "seed": image_seed(job.seed, p, i)} for p, i in job.items()],
+    }
+
+
+def prepare_output(out: Path, expected: dict) -> Path | None:
+    """None if out already holds this exact generation; else the partial folder to fill.
+    A folder that holds anything else is refused."""
+    if out.exists():
+        m = out / "manifest.json"
+        if m.is_file() and json.loads(m.read_text()) == expected:
+            return None
+        raise FileExistsError(f"{out} already exists and holds something else; choose another --out or remove it")
+    partial = out.parent / f".{out.name}.partial"
+    spec = partial / "manifest.json.expected"
+    if partial.exists() and (not spec.is_file() or json.loads(spec.read_text()) != expected):
+        shutil.rmtree(partial)  # an interrupted run with other settings: start over
+    partial.mkdir(parents=True, exist_ok=True)
+    spec.write_text(json.dumps(expected))
+    return partial
+
+
+def finish_output(partial: Path, out: Path, expected: dict) -> None:
+    (partial / "manifest.json.expected").unlink()
+    (partial / "manifest.json").write_text(json.dumps(expected, indent=1))
+    partial.rename(out)

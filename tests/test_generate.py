@@ -1,0 +1,120 @@
+"""Generation job and sampling sweep on the tiny DiT trained by the `trained` fixture."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from mlflow.tracking import MlflowClient
+
+from mdaug.cluster.generate_job import run_generate_job
+from mdaug.cluster.sweep import SweepConfig, run_sweep
+from mdaug.data.split import make_split
+from mdaug.data.validate import validate
+from mdaug.flow.sampler import SamplingConfig
+from mdaug.generation import Generator, check_job
+
+REPO = Path(__file__).resolve().parents[1]
+QUICK = SamplingConfig(steps=6, cfg_scale=3.0, cfg_interval_start=0.1)
+
+
+def _digests(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_generated_folder_reads_like_input_data(trained, tmp_path, ray_local):
+    dit = str(trained / "dit" / "dit.pt")
+    out = run_generate_job(dit, tmp_path / "syn", 3, QUICK, workers=2, tracking_dir=trained)
+    report = validate(out, progress=False)
+    assert report.labels == {1: 0, 2: 1, 3: 2, 4: 3} and len(report.usable) == 12
+    assert {p.kind for p in report.problems} == set()
+    m, _ = make_split(out, progress=False)
+    assert len(m.rows) == 12
+    manifest = json.loads((out / "manifest.json").read_text())
+    gen = Generator.load(dit)
+    assert manifest["dit_sha256"] == gen.info["dit_sha256"] and manifest["vae_identity"] == gen.stats.vae_identity
+    assert manifest["training_manifest_hash"] and manifest["sampling"]["steps"] == 6
+    seeds = [i["seed"] for i in manifest["images"]]
+    assert len(set(seeds)) == 12
+    # rerunning the same generation is a no-op; a different one into the same folder is refused
+    assert run_generate_job(dit, out, 3, QUICK, workers=1, tracking_dir=trained) == out
+    with pytest.raises(FileExistsError, match="holds something else"):
+        run_generate_job(dit, out, 4, QUICK, workers=1, tracking_dir=trained)
+    client = MlflowClient(f"sqlite:///{trained / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("mdaug").experiment_id], "tags.stage = 'generate'")
+    assert runs and runs[0].info.status == "FINISHED"
+    assert "syn_grid.png" in {a.path for a in client.list_artifacts(runs[0].info.run_id)}
+
+
+def test_bad_requests_are_clear_errors(trained, tmp_path):
+    gen = Generator.load(str(trained / "dit" / "dit.pt"))
+    with pytest.raises(ValueError, match=r"unknown person ids \[9\]"):
+        check_job(gen, 2, [1, 9])
+    with pytest.raises(ValueError, match="must be ≥ 1"):
+        check_job(gen, 0, None)
+    ckpt = torch.load(trained / "dit" / "dit.pt", weights_only=True)
+    del ckpt["latent_stats"]
+    torch.save(ckpt, tmp_path / "nostats.pt")
+    with pytest.raises(ValueError, match="no latent statistics"):
+        Generator.load(tmp_path / "nostats.pt")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    run = subprocess.run([sys.executable, REPO / "jobs" / "generate.py", "--dit", trained / "dit" / "dit.pt",
+                          "--per-person", "1", "--out", tmp_path / "busy", "--steps", "2"],
+                         capture_output=True, text=True, env={**os.environ, "RAY_ADDRESS": ""})
+    assert run.returncode == 2 and "holds something else" in run.stderr
+
+
+def test_killed_generation_leaves_no_folder_and_resumes_identically(trained, tmp_path, ray_local):
+    dit = trained / "dit" / "dit.pt"
+    args = [sys.executable, REPO / "jobs" / "generate.py", "--dit", dit, "--per-person", "12", "--steps", "40",
+            "--workers", "1", "--batch", "8", "--out", tmp_path / "a", "--tracking-dir", tmp_path]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "RAY_ADDRESS": ""}, start_new_session=True)
+    partial = tmp_path / ".a.partial"
+    deadline = time.time() + 240
+    while len(list(partial.rglob("*.png"))) < 8 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    written = len(list(partial.rglob("*.png")))
+    assert not (tmp_path / "a").exists() and 0 < written < 48, written
+    sampling = SamplingConfig(steps=40, cfg_scale=4.0, cfg_interval_start=0.1, timestep_shift=0.3)
+    run_generate_job(str(dit), tmp_path / "a", 12, sampling, workers=2, tracking_dir=tmp_path, batch=8)
+    run_generate_job(str(dit), tmp_path / "b", 12, sampling, workers=2, tracking_dir=tmp_path, batch=8)
+    a, b = _digests(tmp_path / "a"), _digests(tmp_path / "b")
+    assert len(a) == 49 and a == b  # 48 images + manifest.json, byte for byte
+
+
+def test_four_trial_sweep(trained, manifest64, tmp_path, ray_local):
+    cfg = SweepConfig(trials=4, per_person=2, steps=(4, 16), classifier_epochs=3)
+    best = run_sweep(str(trained / "dit" / "dit.pt"), str(manifest64), tmp_path / "sweep", cfg,
+                     tracking_dir=trained)
+    loaded = yaml.safe_load((tmp_path / "sweep" / "best_sampling.yaml").read_text())
+    assert loaded == best and 4 <= loaded["steps"] <= 16 and 1 <= loaded["cfg_scale"] <= 12
+    SamplingConfig(**loaded)  # accepted as generator settings
+    rows = (tmp_path / "sweep" / "trials.csv").read_text().strip().splitlines()
+    assert len(rows) == 5 and rows[0].startswith("cfg_scale,steps")
+    client = MlflowClient(f"sqlite:///{trained / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("mdaug").experiment_id
+    parent = client.search_runs([exp], "tags.stage = 'sweep'")[0]
+    children = client.search_runs([exp], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert len(children) == 4 and all("frechet" in c.data.metrics for c in children)
+    assert {"trials.csv", "trials.md", "trials.png", "best_sampling.yaml"} <= {
+        a.path for a in client.list_artifacts(parent.info.run_id)}
+    out = subprocess.run([sys.executable, REPO / "jobs" / "generate.py", "--dit", trained / "dit" / "dit.pt",
+                          "--per-person", "1", "--out", tmp_path / "g", "--sampling-config",
+                          tmp_path / "sweep" / "best_sampling.yaml", "--workers", "1", "--tracking-dir", tmp_path],
+                         capture_output=True, text=True, env={**os.environ, "RAY_ADDRESS": ""})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads((tmp_path / "g" / "manifest.json").read_text())["sampling"]["steps"] == loaded["steps"]
