@@ -54,3 +54,19 @@ def labelled_grid(rows: list[tuple[str, list[Image.Image]]], cell: int, out: Pat
     if out is not None:
         grid.save(out)
     return grid
+
+
+def tiled_grid(items: list[tuple[str, Image.Image]], cell: int, cols: int = 8, out: Path | None = None) -> Image.Image:
+    """Labelled tiles: each image with its label above it, `cols` per row."""
+    font = ImageFont.load_default(size=max(10, cell // 8))
+    label_h = max(14, cell // 6)
+    rows = max(1, -(-len(items) // cols))
+    grid = Image.new("RGB", (min(cols, len(items)) * (cell + 4) + 4, rows * (cell + label_h + 4) + 4), "white")
+    draw = ImageDraw.Draw(grid)
+    for k, (label, im) in enumerate(items):
+        x, y = 4 + (k % cols) * (cell + 4), 4 + (k // cols) * (cell + label_h + 4)
+        draw.text((x + cell // 2, y + label_h // 2), label, fill="black", font=font, anchor="mm")
+        grid.paste(im.convert("RGB").resize((cell, cell)), (x, y + label_h))
+    if out is not None:
+        grid.save(out)
+    return grid

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from mdaug.imaging import encode, labelled_grid, to_pil
+from mdaug.imaging import encode, tiled_grid, to_pil
 from mdaug.sim.config import SimConfig
 from mdaug.sim.kinematics import WalkBatch
 from mdaug.sim.persons import Person, draw_persons
@@ -105,8 +105,8 @@ def simulate_dataset(out: Path, cfg: SimConfig, progress: bool = True) -> dict:
             "persons": {f"ID_{i + 1}": p.to_dict() for i, p in enumerate(persons)},
         }
         (tmp / "persons.json").write_text(json.dumps(summary, indent=2))
-        labelled_grid([(f"ID_{i + 1}", [previews[i]]) for i in range(cfg.persons)], cell=min(cfg.size, 96),
-                      out=tmp / "preview.png")
+        tiled_grid([(f"ID_{i + 1}", previews[i]) for i in range(cfg.persons)], cell=max(96, min(cfg.size, 128)),
+                   out=tmp / "preview.png")
         if out.exists():
             out.rmdir()
         tmp.rename(out)
