@@ -44,6 +44,7 @@ def test_generated_folder_reads_like_input_data(trained, tmp_path, ray_local):
     gen = Generator.load(dit)
     assert manifest["dit_sha256"] == gen.info["dit_sha256"] and manifest["vae_identity"] == gen.stats.vae_identity
     assert manifest["training_manifest_hash"] and manifest["sampling"]["steps"] == 6
+    assert Path(manifest["training_manifest"]).is_file()
     seeds = [i["seed"] for i in manifest["images"]]
     assert len(set(seeds)) == 12
     # rerunning the same generation is a no-op; a different one into the same folder is refused

@@ -40,7 +40,8 @@ class Generator:
         labels = {int(k): v for k, v in ckpt.get("labels", {}).items()} or {
             i + 1: i for i in range(model.config.num_classes)}
         info = {"dit_sha256": file_sha256(Path(dit_path)), "vae_identity": stats.vae_identity,
-                "training_manifest_hash": ckpt.get("manifest_hash"), "channels": ckpt.get("channels", "gray"),
+                "training_manifest_hash": ckpt.get("manifest_hash"), "training_manifest": ckpt.get("manifest_path"),
+                "channels": ckpt.get("channels", "gray"),
                 "image_format": ckpt.get("image_format", "png")}
         return cls(model, stats, vae.eval(), labels, info)
 

@@ -40,7 +40,7 @@ class GeneratorActor:
 def comparison_grid(gen: Generator, folder: Path, job: GenerationJob, per_row: int = 4):
     """One row per person: up to per_row real training images | the same number of generated ones."""
     rows = []
-    manifest_path = gen.info.get("manifest_path")
+    manifest_path = gen.info.get("training_manifest")
     real = Manifest.load(Path(manifest_path)) if manifest_path and Path(manifest_path).is_file() else None
     fmt = gen.info["image_format"]
     for p in job.persons:

@@ -116,7 +116,10 @@ def run_sweep(dit: str, data: str | None, out: Path, cfg: SweepConfig, vae: str 
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     gen = Generator.load(dit, vae)
-    manifest = Manifest.load(Path(data or gen.info.get("manifest_path", "")))
+    data = data or gen.info.get("training_manifest")
+    if not data:
+        raise ValueError(f"{dit} records no training manifest; pass --data MANIFEST")
+    manifest = Manifest.load(Path(data))
     size = gen.vae.config.resolution
     train_x, train_y = load_split(manifest, "train", size)
     val_x, val_y = load_split(manifest, "val", size)
