@@ -106,6 +106,15 @@ class Upsample(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
+def middle_block(channels: int, dropout: float) -> nn.Module:
+    """ResNet → attention → ResNet at the lowest resolution (official names mid.block_1 / attn_1 / block_2)."""
+    mid = nn.Module()
+    mid.block_1 = ResnetBlock(channels, channels, dropout)
+    mid.attn_1 = AttnBlock(channels)
+    mid.block_2 = ResnetBlock(channels, channels, dropout)
+    return mid
+
+
 class Encoder(nn.Module):
     def __init__(self, c: VAEConfig) -> None:
         super().__init__()
@@ -126,10 +135,7 @@ class Encoder(nn.Module):
                 stage.downsample = Downsample(block_in)
                 res //= 2
             self.down.append(stage)
-        self.mid = nn.Module()
-        self.mid.block_1 = ResnetBlock(block_in, block_in, c.dropout)
-        self.mid.attn_1 = AttnBlock(block_in)
-        self.mid.block_2 = ResnetBlock(block_in, block_in, c.dropout)
+        self.mid = middle_block(block_in, c.dropout)
         self.norm_out = Normalize(block_in)
         self.conv_out = nn.Conv2d(block_in, 2 * c.z_channels, 3, padding=1)
 
@@ -152,10 +158,7 @@ class Decoder(nn.Module):
         block_in = c.ch * c.ch_mult[-1]
         res = c.latent_size
         self.conv_in = nn.Conv2d(c.z_channels, block_in, 3, padding=1)
-        self.mid = nn.Module()
-        self.mid.block_1 = ResnetBlock(block_in, block_in, c.dropout)
-        self.mid.attn_1 = AttnBlock(block_in)
-        self.mid.block_2 = ResnetBlock(block_in, block_in, c.dropout)
+        self.mid = middle_block(block_in, c.dropout)
         stages: list[nn.Module] = []
         for level in reversed(range(len(c.ch_mult))):
             stage = nn.Module()
