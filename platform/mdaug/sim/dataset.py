@@ -56,14 +56,14 @@ def simulate_images(persons: list[Person], keys: list[tuple[int, int]], cfg: Sim
 def check_radar(persons: list[Person], cfg: SimConfig) -> float:
     """Refuse settings that alias or cut the gait cycle short; return the largest Doppler (Hz)."""
     keys = [(pi, si) for pi in range(len(persons)) for si in range(cfg.per_person)]
-    b, _ = sample_batch(persons, keys, cfg)
-    longest = float(b.cycle_duration.max())
+    batches = [sample_batch(persons, keys[i:i + CHUNK], cfg)[0] for i in range(0, len(keys), CHUNK)]
+    longest = max(float(b.cycle_duration.max()) for b in batches)
     if cfg.radar.duration_s < longest:
         raise ValueError(
             f"duration {cfg.radar.duration_s} s is shorter than the slowest walker's gait cycle "
             f"({longest:.2f} s); use a duration of at least {math.ceil(longest * 10) / 10} s"
         )
-    fmax = max_doppler_hz(b, cfg.radar)
+    fmax = max(max_doppler_hz(b, cfg.radar) for b in batches)  # chunked: bounded memory
     if cfg.radar.prf_hz < 2 * fmax:
         raise ValueError(
             f"PRF {cfg.radar.prf_hz:g} Hz aliases: the fastest body part reaches {fmax:.0f} Hz Doppler at "
