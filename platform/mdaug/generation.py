@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from mdaug.flow.latents import LatentStats, decode_latents
 from mdaug.flow.sampler import SamplingConfig, sample
@@ -74,8 +75,6 @@ def to_file_bytes(img: torch.Tensor, channels: str, image_format: str) -> bytes:
         pil = to_pil(gray01[0], "gray")
         pil = pil.convert("RGB") if channels == "rgb" else pil
     else:
-        from PIL import Image
-
         pil = Image.fromarray(np.round(gray01.transpose(1, 2, 0) * 255).astype(np.uint8), mode="RGB")
     return encode(pil, image_format)
 

@@ -77,11 +77,9 @@ class TrainJobConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def config_hash(self, keys: tuple[str, ...] = ()) -> str:
-        """sha256 (16 hex) of the configuration, or of the given top-level keys."""
-        d = self.to_dict()
-        blob = {k: d[k] for k in keys} if keys else d
-        return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
+    def config_hash(self) -> str:
+        """sha256 (16 hex) of the whole resolved configuration."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 PRESETS: dict[str, dict[str, Any]] = {

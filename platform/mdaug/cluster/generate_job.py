@@ -8,6 +8,7 @@ from pathlib import Path
 
 import ray
 import torch
+from PIL import Image
 from tqdm import tqdm
 
 from mdaug.cluster.tracking import log_params, mlflow_run, tensor_image
@@ -48,8 +49,6 @@ def comparison_grid(gen: Generator, folder: Path, job: GenerationJob, per_row: i
         if real is not None:
             train = [r for r in real.split("train") if r.person == p][:per_row]
             imgs += [tensor_image(torch.from_numpy(load_image(Path(real.root) / r.path, real.channels))) for r in train]
-        from PIL import Image
-
         imgs += [Image.open(folder / file_name(p, i, fmt)) for i in range(min(per_row, job.per_person))]
         rows.append((f"ID {p}", imgs))
     return labelled_grid(rows, cell=64)
