@@ -9,13 +9,11 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 from mdaug.flow.latents import LatentStats, decode_latents
 from mdaug.flow.sampler import SamplingConfig, sample
-from mdaug.imaging import encode, to_pil
+from mdaug.imaging import encode, tensor_image
 from mdaug.models.dit import LightningDiT
 from mdaug.models.vavae import AutoencoderKL, load_vae
 from mdaug.training.dit_module import load_dit
@@ -70,13 +68,9 @@ def image_seed(seed: int, person: int, index: int) -> int:
 
 
 def to_file_bytes(img: torch.Tensor, channels: str, image_format: str) -> bytes:
-    gray01 = (img.numpy() + 1) / 2
-    if img.shape[0] == 1:
-        pil = to_pil(gray01[0], "gray")
-        pil = pil.convert("RGB") if channels == "rgb" else pil
-    else:
-        pil = Image.fromarray(np.round(gray01.transpose(1, 2, 0) * 255).astype(np.uint8), mode="RGB")
-    return encode(pil, image_format)
+    """Encode a generated image in the training data's channel mode and file format."""
+    pil = tensor_image(img)
+    return encode(pil.convert("RGB") if channels == "rgb" else pil, image_format)
 
 
 @dataclass(frozen=True)

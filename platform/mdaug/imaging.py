@@ -27,6 +27,14 @@ def to_pil(gray: np.ndarray, colormap: str) -> Image.Image:
     raise ValueError(f"unknown colormap {colormap!r}: use gray or jet")
 
 
+def tensor_image(t) -> Image.Image:
+    """A (C, H, W) torch tensor in [-1, 1] → 8-bit PIL image ('L' for one channel, else 'RGB')."""
+    arr = ((t.float().clamp(-1, 1) + 1) * 127.5).round().byte()
+    if arr.shape[0] == 1:
+        return Image.fromarray(arr[0].numpy(), mode="L")
+    return Image.fromarray(arr.permute(1, 2, 0).numpy(), mode="RGB")
+
+
 def encode(img: Image.Image, image_format: str) -> bytes:
     """Deterministic PNG or JPEG (quality 95) bytes."""
     buf = io.BytesIO()

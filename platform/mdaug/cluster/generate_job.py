@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from mdaug.cluster.tracking import log_params, mlflow_run, tensor_image
+from mdaug.cluster.tracking import log_params, mlflow_run
 from mdaug.data.images import load_image
 from mdaug.data.manifest import Manifest
 from mdaug.flow.sampler import SamplingConfig
@@ -25,7 +25,7 @@ from mdaug.generation import (
     prepare_output,
     run_chunk,
 )
-from mdaug.imaging import labelled_grid
+from mdaug.imaging import labelled_grid, tensor_image
 
 
 @ray.remote

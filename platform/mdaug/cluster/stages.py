@@ -15,13 +15,13 @@ import torch
 from mdaug.cluster.config import TrainJobConfig
 from mdaug.cluster.preflight import check_batch
 from mdaug.cluster.ray_train import best_lightning_checkpoint, fit_with_ray, lightning_fit
-from mdaug.cluster.tracking import EpochLogger, reconstruction_grid, tensor_image
+from mdaug.cluster.tracking import EpochLogger, reconstruction_grid
 from mdaug.data.manifest import Manifest
 from mdaug.data.ray_ingest import manifest_dataset
 from mdaug.flow.latents import LatentStats, decode_latents
-from mdaug.imaging import labelled_grid
+from mdaug.imaging import labelled_grid, tensor_image
 from mdaug.models.dit import dit_config
-from mdaug.models.vavae import VAE_PRESETS, load_official_vavae, load_vae, save_vae
+from mdaug.models.vavae import VAE_PRESETS, AutoencoderKL, load_official_vavae, load_vae, save_vae
 from mdaug.models.vavae_losses import VAELossConfig
 
 
@@ -63,12 +63,12 @@ def train_vae(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str])
     loop_cfg = {"epochs": cfg.vae.epochs, "batch_size": cfg.vae.batch_size, **tracking,
                 "find_unused": cfg.vae.vf_encoder == "none"}
     result = fit_with_ray(cfg, vae_loop, loop_cfg, datasets)
-    module = _vae_module(cfg.to_dict())
-    ckpt = torch.load(best_lightning_checkpoint(result), map_location="cpu", weights_only=False)
-    module.load_state_dict(ckpt["state_dict"])
+    state = torch.load(best_lightning_checkpoint(result), map_location="cpu", weights_only=False)["state_dict"]
+    vae = AutoencoderKL(VAE_PRESETS[cfg.vae.preset])
+    vae.load_state_dict({k.removeprefix("vae."): v for k, v in state.items() if k.startswith("vae.")})
     out = cfg.out_path / "vae"
     out.mkdir(parents=True, exist_ok=True)
-    save_vae(module.vae, out / "vae.pt", cfg.vae.preset, {"manifest_hash": manifest.content_hash()})
+    save_vae(vae, out / "vae.pt", cfg.vae.preset, {"manifest_hash": manifest.content_hash()})
     return {"vae": out / "vae.pt"}
 
 

@@ -11,11 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import lightning.pytorch as pl
-import torch
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from mdaug.imaging import labelled_grid
+from mdaug.imaging import labelled_grid, tensor_image
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -76,14 +75,6 @@ def log_params(client: MlflowClient, run_id: str, params: dict) -> None:
     items = [Param(k, str(v)[:6000]) for k, v in params.items()]
     for i in range(0, len(items), 100):
         client.log_batch(run_id, params=items[i:i + 100])
-
-
-def tensor_image(t: torch.Tensor) -> Image.Image:
-    """(C, H, W) in [-1, 1] → PIL (gray or RGB)."""
-    arr = ((t.float().clamp(-1, 1) + 1) * 127.5).round().byte()
-    if arr.shape[0] == 1:
-        return Image.fromarray(arr[0].numpy(), mode="L")
-    return Image.fromarray(arr.permute(1, 2, 0).numpy(), mode="RGB")
 
 
 class EpochLogger(pl.Callback):

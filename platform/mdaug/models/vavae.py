@@ -106,13 +106,29 @@ class Upsample(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
-def middle_block(channels: int, dropout: float) -> nn.Module:
+class MiddleBlock(nn.Module):
     """ResNet → attention → ResNet at the lowest resolution (official names mid.block_1 / attn_1 / block_2)."""
-    mid = nn.Module()
-    mid.block_1 = ResnetBlock(channels, channels, dropout)
-    mid.attn_1 = AttnBlock(channels)
-    mid.block_2 = ResnetBlock(channels, channels, dropout)
-    return mid
+
+    def __init__(self, channels: int, dropout: float) -> None:
+        super().__init__()
+        self.block_1 = ResnetBlock(channels, channels, dropout)
+        self.attn_1 = AttnBlock(channels)
+        self.block_2 = ResnetBlock(channels, channels, dropout)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.block_2(self.attn_1(self.block_1(h)))
+
+
+def run_stage(stage: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """One resolution level: ResNet blocks (each followed by its attention block, if any), then the resampler."""
+    for i, block in enumerate(stage.block):
+        h = block(h)
+        if len(stage.attn):
+            h = stage.attn[i](h)
+    for name in ("downsample", "upsample"):
+        if hasattr(stage, name):
+            h = getattr(stage, name)(h)
+    return h
 
 
 class Encoder(nn.Module):
@@ -135,21 +151,15 @@ class Encoder(nn.Module):
                 stage.downsample = Downsample(block_in)
                 res //= 2
             self.down.append(stage)
-        self.mid = middle_block(block_in, c.dropout)
+        self.mid = MiddleBlock(block_in, c.dropout)
         self.norm_out = Normalize(block_in)
         self.conv_out = nn.Conv2d(block_in, 2 * c.z_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(x)
         for stage in self.down:
-            for i, block in enumerate(stage.block):
-                h = block(h)
-                if len(stage.attn):
-                    h = stage.attn[i](h)
-            if hasattr(stage, "downsample"):
-                h = stage.downsample(h)
-        h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
-        return self.conv_out(F.silu(self.norm_out(h)))
+            h = run_stage(stage, h)
+        return self.conv_out(F.silu(self.norm_out(self.mid(h))))
 
 
 class Decoder(nn.Module):
@@ -158,7 +168,7 @@ class Decoder(nn.Module):
         block_in = c.ch * c.ch_mult[-1]
         res = c.latent_size
         self.conv_in = nn.Conv2d(c.z_channels, block_in, 3, padding=1)
-        self.mid = middle_block(block_in, c.dropout)
+        self.mid = MiddleBlock(block_in, c.dropout)
         stages: list[nn.Module] = []
         for level in reversed(range(len(c.ch_mult))):
             stage = nn.Module()
@@ -178,14 +188,9 @@ class Decoder(nn.Module):
         self.conv_out = nn.Conv2d(block_in, c.out_ch, 3, padding=1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(self.conv_in(z))))
+        h = self.mid(self.conv_in(z))
         for stage in reversed(self.up):
-            for i, block in enumerate(stage.block):
-                h = block(h)
-                if len(stage.attn):
-                    h = stage.attn[i](h)
-            if hasattr(stage, "upsample"):
-                h = stage.upsample(h)
+            h = run_stage(stage, h)
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
