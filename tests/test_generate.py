@@ -98,7 +98,7 @@ def test_killed_generation_leaves_no_folder_and_resumes_identically(trained, tmp
 
 
 def test_four_trial_sweep(trained, manifest64, tmp_path, ray_local):
-    cfg = SweepConfig(trials=4, per_person=2, steps=(4, 16), classifier_epochs=3)
+    cfg = SweepConfig(trials=4, per_person=2, steps=(4, 16), classifier_steps=20)
     best = run_sweep(str(trained / "dit" / "dit.pt"), str(manifest64), tmp_path / "sweep", cfg,
                      tracking_dir=trained)
     loaded = yaml.safe_load((tmp_path / "sweep" / "best_sampling.yaml").read_text())

@@ -21,12 +21,12 @@ def main() -> None:
     ap.add_argument("--search", choices=("random", "optuna"), default=d.search, help="search algorithm")
     ap.add_argument("--steps-range", type=int, nargs=2, default=d.steps, metavar=("LO", "HI"),
                     help="sampler steps range (default %(default)s)")
-    ap.add_argument("--classifier-epochs", type=int, default=d.classifier_epochs,
-                    help="epochs of the feature classifier trained on the real train split")
+    ap.add_argument("--classifier-steps", type=int, default=d.classifier_steps,
+                    help="optimizer steps of the feature classifier trained on the real train split")
     ap.add_argument("--seed", type=int, default=d.seed, help="image seeds derive from it")
     a = ap.parse_args()
     cfg = SweepConfig(trials=a.trials, per_person=a.per_person, search=a.search, steps=tuple(a.steps_range),
-                      classifier_epochs=a.classifier_epochs, seed=a.seed)
+                      classifier_steps=a.classifier_steps, seed=a.seed)
     run_sweep(a.dit, a.data, a.out, cfg)
 
 

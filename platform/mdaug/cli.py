@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--colormap", choices=("gray", "jet"), default="gray",
                    help="gray (8-bit) or jet RGB pseudo-colour, like the original data set")
     s.add_argument("--seed", type=int, default=0, help="draws the persons and every recording")
+    s.add_argument("--first-sample", type=int, default=0,
+                   help="index of each person's first recording: past an existing set, fresh recordings of the "
+                        "same persons (default %(default)s)")
     s.add_argument("--carrier-ghz", type=float, default=24.0, help="radar carrier frequency in GHz")
     s.add_argument("--prf", type=float, default=2400.0,
                    help="pulse repetition frequency in Hz; refused if below twice the largest Doppler")
@@ -86,7 +89,7 @@ def _simulate(a: argparse.Namespace) -> None:
                         dynamic_range_db=a.dynamic_range)
     variation = VariationConfig(snr_db=tuple(a.snr_db), aspect_deg=tuple(a.aspect_deg), range_m=tuple(a.range_m))
     cfg = SimConfig(persons=a.persons, per_person=a.per_person, size=a.size, image_format=a.format,
-                    colormap=a.colormap, seed=a.seed, radar=radar, variation=variation)
+                    colormap=a.colormap, seed=a.seed, first_sample=a.first_sample, radar=radar, variation=variation)
     t0 = time.perf_counter()
     summary = simulate_dataset(a.out, cfg, progress=not a.quiet)
     print(f"wrote {a.persons} × {a.per_person} images to {a.out} in {time.perf_counter() - t0:.1f} s "

@@ -38,7 +38,7 @@ class SweepConfig:
     steps: tuple[int, int] = (8, 250)
     cfg_interval_start: tuple[float, float] = (0.0, 0.3)
     timestep_shift: tuple[float, float] = (0.1, 1.0)
-    classifier_epochs: int = 15
+    classifier_steps: int = 300  # feature classifier, trained on the real train split
     seed: int = 0
 
 
@@ -126,7 +126,7 @@ def run_sweep(dit: str, data: str | None, out: Path, cfg: SweepConfig, vae: str 
     tracking_dir = tracking_dir or Path(dit).resolve().parent.parent
     with mlflow_run(tracking_dir, experiment, "sweep-sampling", {"stage": "sweep"}) as (client, run_id):
         log_params(client, run_id, {f"sweep.{k}": v for k, v in cfg.__dict__.items()})
-        clf = train_classifier(train_x, train_y, manifest.num_classes, epochs=cfg.classifier_epochs, seed=cfg.seed)
+        clf = train_classifier(train_x, train_y, manifest.num_classes, steps=cfg.classifier_steps, seed=cfg.seed)
         torch.save(clf.state_dict(), out / "feature_classifier.pt")
         if not ray.is_initialized():
             ray.init(include_dashboard=False)

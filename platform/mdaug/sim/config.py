@@ -51,10 +51,14 @@ class VariationConfig:
 
 @dataclass(frozen=True)
 class SimConfig:
-    """What `mdaug simulate` makes: persons × per_person images of size² pixels."""
+    """What `mdaug simulate` makes: persons × per_person images of size² pixels.
+
+    first_sample: index of each person's first recording; the same seed with first_sample past an existing
+    set gives fresh recordings of the same persons (the evaluation's oracle)."""
 
     persons: int = 31
     per_person: int = 60
+    first_sample: int = 0
     size: int = 128
     image_format: str = "png"
     colormap: str = "gray"
@@ -63,6 +67,8 @@ class SimConfig:
     variation: VariationConfig = field(default_factory=VariationConfig)
 
     def __post_init__(self) -> None:
+        if self.first_sample < 0:
+            raise ValueError(f"first_sample must be ≥ 0, got {self.first_sample}")
         if self.persons < 1 or self.per_person < 1:
             raise ValueError(f"persons and per_person must be ≥ 1, got {self.persons} and {self.per_person}")
         if not 16 <= self.size <= 1024:
@@ -71,3 +77,8 @@ class SimConfig:
             raise ValueError(f"image format must be png or jpg, got {self.image_format!r}")
         if self.colormap not in ("gray", "jet"):
             raise ValueError(f"colormap must be gray or jet, got {self.colormap!r}")
+
+    @property
+    def samples(self) -> range:
+        """Recording indices of each person."""
+        return range(self.first_sample, self.first_sample + self.per_person)

@@ -55,7 +55,7 @@ def simulate_images(persons: list[Person], keys: list[tuple[int, int]], cfg: Sim
 
 def check_radar(persons: list[Person], cfg: SimConfig) -> float:
     """Refuse settings that alias or cut the gait cycle short; return the largest Doppler (Hz)."""
-    keys = [(pi, si) for pi in range(len(persons)) for si in range(cfg.per_person)]
+    keys = [(pi, si) for pi in range(len(persons)) for si in cfg.samples]
     batches = [sample_batch(persons, keys[i:i + CHUNK], cfg)[0] for i in range(0, len(keys), CHUNK)]
     longest = max(float(b.cycle_duration.max()) for b in batches)
     if cfg.radar.duration_s < longest:
@@ -84,7 +84,7 @@ def simulate_dataset(out: Path, cfg: SimConfig, progress: bool = True) -> dict:
     tmp = out.parent / f".{out.name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    keys = [(pi, si) for pi in range(cfg.persons) for si in range(cfg.per_person)]
+    keys = [(pi, si) for pi in range(cfg.persons) for si in cfg.samples]
     previews: dict[int, Image.Image] = {}
     try:
         for k in range(cfg.persons):
@@ -95,7 +95,7 @@ def simulate_dataset(out: Path, cfg: SimConfig, progress: bool = True) -> dict:
             for (pi, si), img in zip(chunk, simulate_images(persons, chunk, cfg), strict=True):
                 pil = to_pil(img, cfg.colormap)
                 (tmp / f"ID_{pi + 1}" / f"s{si:04d}.{cfg.image_format}").write_bytes(encode(pil, cfg.image_format))
-                if si == 0:
+                if si == cfg.first_sample:
                     previews[pi] = pil
             bar.update(len(chunk))
         bar.close()

@@ -1,0 +1,36 @@
+"""Print the real-vs-augmented comparison table and verdict of the latest (or a given) evaluation, read back
+from MLflow."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from mdaug.cluster.eval_job import latest_evaluation, results_from_mlflow
+from mdaug.evaluation.report import COLUMNS, fmt_value
+from mdaug.evaluation.stats import summarize, verdict
+from mdaug.tables import markdown_table
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--experiment", default="mdaug-eval", help="MLflow experiment (default %(default)s)")
+    ap.add_argument("--run", help="evaluation run id (default: the newest finished one)")
+    ap.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
+                    help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite in --tracking-dir)")
+    ap.add_argument("--tracking-dir", type=Path, default=Path("runs"), help="folder holding mlflow.db")
+    a = ap.parse_args()
+    uri = a.tracking_uri or f"sqlite:///{(a.tracking_dir / 'mlflow.db').resolve()}"
+    client = MlflowClient(uri)
+    parent = latest_evaluation(client, a.experiment, a.run)
+    rows = summarize(results_from_mlflow(client, parent))
+    print(f"evaluation {parent.info.run_id} ({parent.info.run_name}), {uri}")
+    print(markdown_table([{k: fmt_value(v) for k, v in r.to_dict().items() if k in COLUMNS} for r in rows]))
+    print("\n".join(verdict(rows)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,2 @@
+"""Evaluation: do generated spectrograms improve the person classifier? Arms, leakage check, statistics,
+report."""

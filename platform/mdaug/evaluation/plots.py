@@ -1,0 +1,88 @@
+"""Figures of an evaluation: accuracy vs k per arm with CI bands, per-person gain, confusion matrices,
+and a real | generated sample grid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from PIL import Image
+
+from mdaug.data.images import load_image
+from mdaug.evaluation.arms import REAL
+from mdaug.evaluation.config import k_label
+from mdaug.evaluation.scoring import RunResult
+from mdaug.evaluation.sets import EvalData
+from mdaug.evaluation.stats import ArmRow
+from mdaug.imaging import labelled_grid, tensor_image
+
+
+def accuracy_vs_k(rows: list[ArmRow], path: Path) -> Path:
+    ks = list(dict.fromkeys(r.k for r in rows))
+    fig = Figure(figsize=(7, 4.2))
+    ax = fig.subplots()
+    for arm in dict.fromkeys(r.arm for r in rows):
+        pts = [next(r for r in rows if r.arm == arm and r.k == k) for k in ks]
+        x = np.arange(len(ks))
+        acc = np.array([p.accuracy for p in pts])
+        style = {"lw": 2.5, "color": "black"} if arm == REAL else {"lw": 1.4}
+        line, = ax.plot(x, acc, marker="o", label=arm, **style)
+        ax.fill_between(x, [p.accuracy_lo for p in pts], [p.accuracy_hi for p in pts], color=line.get_color(),
+                        alpha=0.12)
+    ax.set_xticks(range(len(ks)), ks)
+    ax.set(xlabel="real train images per person (k)", ylabel="test accuracy (%)",
+           title="Person identification accuracy, mean ± 95 % CI over seeds")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _mean_per_person(results: list[RunResult], name: str, k: int) -> np.ndarray:
+    return np.nanmean([r.per_person for r in results if r.spec.name == name and r.spec.k == k], axis=0) * 100
+
+
+def per_person_gain(results: list[RunResult], arms: list[str], k: int, person_of: dict[int, int],
+                    path: Path) -> Path:
+    base = _mean_per_person(results, REAL, k)
+    fig = Figure(figsize=(max(7, 0.28 * len(base)), 3.6))
+    ax = fig.subplots()
+    width = 0.8 / max(1, len(arms))
+    for i, arm in enumerate(arms):
+        ax.bar(np.arange(len(base)) + i * width, _mean_per_person(results, arm, k) - base, width, label=arm)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(np.arange(len(base)) + 0.4 - width / 2, [f"{person_of[i]}" for i in range(len(base))], fontsize=7)
+    ax.set(xlabel="person id", ylabel="accuracy gain vs real (points)", title=f"Per-person gain at k={k_label(k)}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def confusion_pair(results: list[RunResult], arms: list[str], k: int, path: Path) -> Path:
+    fig = Figure(figsize=(4.2 * len(arms), 4))
+    axes = fig.subplots(1, len(arms))
+    for ax, arm in zip(np.atleast_1d(axes), arms, strict=True):
+        cm = np.sum([r.confusion for r in results if r.spec.name == arm and r.spec.k == k], axis=0)
+        ax.imshow(cm / np.maximum(cm.sum(1, keepdims=True), 1), cmap="viridis", vmin=0, vmax=1)
+        ax.set(title=f"{arm}, k={k_label(k)} (all seeds)", xlabel="predicted", ylabel="true")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def sample_grid(data: EvalData, path: Path, per_row: int = 4, cell: int = 64) -> Path:
+    """One row per person: real train images | generated images."""
+    rows = []
+    for label in range(data.num_classes):
+        imgs: list[Image.Image] = []
+        for s in (data.train, data.synthetic):
+            for i in s.indices_of(label)[:per_row]:
+                arr = load_image(Path(s.root) / s.paths[i], data.manifest.channels, cell)
+                imgs.append(tensor_image(torch.from_numpy(arr)))
+        rows.append((f"ID {data.person_of[label]}", imgs))
+    labelled_grid(rows, cell, out=path)
+    return path

@@ -1,0 +1,89 @@
+"""The evaluation report: one self-contained HTML file (figures embedded as data URIs), plus the comparison
+table as CSV and Markdown."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import math
+import platform
+import time
+from pathlib import Path
+
+from mdaug.evaluation.arms import ARM_HELP
+from mdaug.evaluation.stats import ArmRow
+from mdaug.tables import markdown_table
+
+COLUMNS = ("arm", "k", "seeds", "train_images", "accuracy", "accuracy_lo", "accuracy_hi", "macro_f1", "gain",
+           "gain_lo", "gain_hi", "p", "oracle_efficiency")
+
+
+def fmt_value(v: object) -> str:
+    if isinstance(v, float):
+        return "–" if math.isnan(v) else f"{v:.3g}" if abs(v) < 0.01 and v != 0 else f"{v:.1f}" if abs(v) >= 1 \
+            else f"{v:.3f}"
+    return str(v)
+
+
+def write_tables(rows: list[ArmRow], out: Path) -> tuple[Path, Path]:
+    csv_path, md_path = out / "comparison.csv", out / "comparison.md"
+    with csv_path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        w.writerows(r.to_dict() for r in rows)
+    md_path.write_text(markdown_table([{k: fmt_value(v) for k, v in r.to_dict().items()} for r in rows]))
+    return csv_path, md_path
+
+
+def _img(path: Path, caption: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def _table(rows: list[ArmRow]) -> str:
+    head = ("<tr><th>arm</th><th>k</th><th>seeds</th><th>train images</th><th>accuracy % (95 % CI)</th>"
+            "<th>macro-F1 %</th><th>gain vs real, points (95 % CI)</th><th>p</th><th>oracle efficiency</th></tr>")
+    body = []
+    for r in rows:
+        cls = ' class="win"' if r.significant_gain else ' class="loss"' if r.gain < 0 and r.p < 0.05 else ""
+        eff = "–" if math.isnan(r.oracle_efficiency) else f"{r.oracle_efficiency:.0%}"
+        gain = "–" if math.isnan(r.gain) else f"{r.gain:+.1f} ({r.gain_lo:+.1f}…{r.gain_hi:+.1f})"
+        body.append(f"<tr{cls}><td>{html.escape(r.arm)}</td><td>{r.k}</td><td>{r.seeds}</td>"
+                    f"<td>{r.train_images:.0f}</td><td>{r.accuracy:.1f} ({r.accuracy_lo:.1f}…{r.accuracy_hi:.1f})</td>"
+                    f"<td>{r.macro_f1:.1f}</td><td>{gain}</td><td>{fmt_value(r.p)}</td><td>{eff}</td></tr>")
+    return f"<table>{head}{''.join(body)}</table>"
+
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
+table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}
+td:first-child{text-align:left}tr.win{background:#e3f5e1}tr.loss{background:#fbe4e4}
+.verdict{font-size:16px;background:#f4f6fb;border-left:4px solid #3559c7;padding:.6em 1em}
+figure{display:inline-block;margin:.5em}img{max-width:100%}dt{font-weight:600}"""
+
+
+def write_report(out: Path, rows: list[ArmRow], verdict: list[str], figures: list[tuple[Path, str]],
+                 facts: dict[str, str], notes: list[str]) -> Path:
+    """out/report.html; returns its path."""
+    arms = "".join(f"<dt>{html.escape(a)}</dt><dd>{html.escape(h)}</dd>" for a, h in ARM_HELP.items())
+    fact_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in facts.items())
+    note_items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>mdaug augmentation report</title>
+<style>{STYLE}</style></head><body>
+<h1>Does augmentation help person identification?</h1>
+<div class="verdict">{"".join(f"<p>{html.escape(v)}</p>" for v in verdict)}</div>
+<h2>Comparison</h2>
+<p>Accuracy on the held-out real test split; gains are paired differences against <b>real</b> (same seed, same
+real subset, same number of optimizer steps), mean over seeds with a 95 % t-interval and a paired t-test.</p>
+{_table(rows)}
+<h2>Figures</h2>
+{"".join(_img(p, c) for p, c in figures)}
+<h2>Arms</h2><dl>{arms}</dl>
+<h2>Run</h2><table>{fact_rows}</table>
+<ul>{note_items}</ul>
+<p>Generated {time.strftime("%Y-%m-%d %H:%M %Z")} on {html.escape(platform.node())}.</p>
+</body></html>"""
+    path = out / "report.html"
+    path.write_text(doc)
+    return path

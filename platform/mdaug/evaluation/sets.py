@@ -1,0 +1,101 @@
+"""The image sets of an evaluation, in memory: real train and test (from the manifest), synthetic and oracle
+(ID_k folders), all resized to the classifier's input size and labelled with the manifest's label map."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mdaug.data.images import load_image
+from mdaug.data.manifest import Manifest
+from mdaug.data.validate import validate
+
+
+@dataclass
+class ImageSet:
+    """Images (N, C, S, S) in [-1, 1] with labels, paths (relative to root) and content hashes."""
+
+    root: str
+    images: torch.Tensor
+    labels: np.ndarray
+    paths: list[str]
+    hashes: list[str]
+    skipped: int = 0  # unusable files (listed by `mdaug validate ROOT`)
+
+    def indices_of(self, label: int) -> np.ndarray:
+        return np.flatnonzero(self.labels == label)
+
+    def counts(self, num_classes: int) -> np.ndarray:
+        return np.bincount(self.labels, minlength=num_classes)
+
+
+def _load(root: Path, items: list[tuple[str, int, str]], size: int, channels: str, skipped: int = 0) -> ImageSet:
+    images = np.stack([load_image(root / p, channels, size) for p, _, _ in items])
+    return ImageSet(str(root), torch.from_numpy(images), np.array([lab for _, lab, _ in items]),
+                    [p for p, _, _ in items], [h for _, _, h in items], skipped)
+
+
+def manifest_set(manifest: Manifest, split: str, size: int) -> ImageSet:
+    rows = manifest.split(split)
+    if not rows:
+        raise ValueError(f"the manifest has no {split} images; remake it with `mdaug split` (val/test fractions > 0)")
+    return _load(Path(manifest.root), [(r.path, r.label, r.sha256) for r in rows], size, manifest.channels)
+
+
+def folder_set(root: Path, manifest: Manifest, size: int, what: str) -> ImageSet:
+    """An ID_k folder labelled with the manifest's persons; a person the manifest lacks is an error."""
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"{what} folder {root} not found")
+    report = validate(root, progress=False)
+    unknown = sorted(set(report.labels) - set(manifest.labels))
+    if unknown:
+        raise ValueError(f"{what} folder {root} holds persons {unknown} that the real data set does not have")
+    usable = report.usable
+    items = [(r.path, manifest.labels[r.person], r.sha256) for r in usable]
+    return _load(root, items, size, manifest.channels, skipped=len(report.excluded))
+
+
+def synthetic_info(folder: Path) -> dict:
+    """The generation's manifest.json (which generator, trained on which manifest)."""
+    path = Path(folder) / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: --synthetic must be a folder written by jobs/generate.py")
+    info = json.loads(path.read_text())
+    if info.get("format") != "mdaug-synthetic/1":
+        raise ValueError(f"{path} is not an mdaug generation manifest (format {info.get('format')!r})")
+    return info
+
+
+@dataclass
+class EvalData:
+    manifest: Manifest
+    train: ImageSet
+    test: ImageSet
+    synthetic: ImageSet
+    synthetic_info: dict
+    oracle: ImageSet | None
+
+    @property
+    def num_classes(self) -> int:
+        return self.manifest.num_classes
+
+    @property
+    def person_of(self) -> dict[int, int]:
+        """label → person id."""
+        return {lab: pid for pid, lab in self.manifest.labels.items()}
+
+
+def load_eval_data(data: str, synthetic: str, oracle: str | None, size: int | None) -> EvalData:
+    manifest = Manifest.load(Path(data))
+    info = synthetic_info(Path(synthetic))
+    if size is None:
+        first = manifest.split("train")[0]
+        size = load_image(Path(manifest.root) / first.path, manifest.channels).shape[-1]
+    return EvalData(manifest, manifest_set(manifest, "train", size), manifest_set(manifest, "test", size),
+                    folder_set(Path(synthetic), manifest, size, "synthetic"), info,
+                    folder_set(Path(oracle), manifest, size, "oracle") if oracle else None)
