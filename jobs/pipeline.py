@@ -1,23 +1,38 @@
-"""Run the mdaug pipeline end to end (embedded simulator data by default). Stages are skipped when
-their output exists and matches their config; --from forces a stage and those after it."""
+"""Run the mdaug pipeline end to end: simulate (unless --data) → validate → split → VA-VAE → latents → DiT →
+sampling sweep → generate → evaluate → report. Stages whose output exists and matches the configuration are
+skipped; --from forces a stage and every later one. The last lines printed are the verdict and where the
+report and the MLflow UI are."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from mdaug.pipeline import STAGES, PipelineConfig, run_pipeline
+from mdaug.data.validate import ValidationError
+from mdaug.evaluation.leakage import LeakageError
+from mdaug.pipeline import PIPELINE_PRESETS, STAGES, pipeline_config, run_pipeline
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, help="your ROOT/ID_k folder; default: simulate 31 walkers")
-    ap.add_argument("--preset", choices=("tiny",), default="tiny", help="model and data size preset")
+    ap.add_argument("--preset", choices=tuple(PIPELINE_PRESETS), default="tiny",
+                    help="tiny: 2-core CPU, ≤ 10 min (default); small: one GPU, 128²; paper: GPUs, f16d32 VA-VAE, "
+                         "DiT-B/1, 256² pseudo-colour")
     ap.add_argument("--out", type=Path, default=Path("runs/pipeline"), help="output folder (default %(default)s)")
     ap.add_argument("--from", dest="start", choices=STAGES, help="rerun this stage and every later one")
     ap.add_argument("--only", choices=STAGES, help="run only this stage")
+    ap.add_argument("--workers", type=int, help="Ray Train workers / generator actors (default 2)")
+    ap.add_argument("--vae-checkpoint", help="official VA-VAE checkpoint to fine-tune from (paper preset)")
+    ap.add_argument("--vf-weights", help="local DINOv2 folder (Hugging Face format) for the VF loss")
     a = ap.parse_args()
-    run_pipeline(PipelineConfig(out=a.out, data=a.data, preset=a.preset), start=a.start, only=a.only)
+    try:
+        cfg = pipeline_config(a.preset, a.vae_checkpoint, a.vf_weights, out=a.out, data=a.data, workers=a.workers)
+        run_pipeline(cfg, start=a.start, only=a.only)
+    except (ValueError, FileNotFoundError, FileExistsError, ValidationError, LeakageError) as err:
+        print(f"pipeline: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from err
 
 
 if __name__ == "__main__":

@@ -50,13 +50,33 @@ def manifest64(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def trained(manifest64, ray_local, tmp_path_factory) -> Path:
-    """The three training stages on Ray with 2 workers (tiny preset, 2 epochs each)."""
-    from mdaug.cluster.config import build_config
-    from mdaug.cluster.train_job import run_train_job
+def small_pipeline(out: Path):
+    """4 simulated persons × 12 recordings at 64²: tiny preset, FAST training, a 2-trial sweep, a 14-training
+    evaluation."""
+    from mdaug.cluster.sweep import SweepConfig
+    from mdaug.evaluation.config import eval_config
+    from mdaug.pipeline import pipeline_config
+    from mdaug.sim import SimConfig
 
-    out = tmp_path_factory.mktemp("train")
-    for stage in ("vae", "latents", "dit"):
-        run_train_job(build_config(stage, str(manifest64), "tiny", FAST, out=str(out)))
+    return pipeline_config("tiny", out=out, sim=SimConfig(persons=4, per_person=12, size=64),
+                           train_overrides=tuple(FAST),
+                           sweep=SweepConfig(trials=2, per_person=2, steps=(4, 16), classifier_steps=20),
+                           evaluation=eval_config("tiny", ks=(2,), seeds=2, steps=10))
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(ray_local, tmp_path_factory) -> Path:
+    """The whole pipeline, once per session (MLflow in OUT/mlflow.db); its printed lines in OUT/first_run.log."""
+    from mdaug.pipeline import run_pipeline
+
+    out = tmp_path_factory.mktemp("pipeline")
+    lines: list[str] = []
+    run_pipeline(small_pipeline(out), echo=lines.append)
+    (out / "first_run.log").write_text("\n".join(lines))
     return out
+
+
+@pytest.fixture(scope="session")
+def trained(pipeline_run) -> Path:
+    """The pipeline's three training stages (Ray, 2 workers, 2 epochs each): OUT/train/{vae,latents,dit}."""
+    return pipeline_run / "train"

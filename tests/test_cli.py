@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import small_pipeline
 
-from mdaug.pipeline import PipelineConfig, run_pipeline
-from mdaug.sim import SimConfig
+from mdaug.pipeline import STAGES, run_pipeline
 
 MDAUG = Path(sys.executable).parent / "mdaug"
 
@@ -36,19 +37,36 @@ def test_simulate_command_and_clear_errors(tmp_path):
     assert bad.returncode == 2 and "use a PRF of at least" in bad.stderr and not (tmp_path / "e").exists()
 
 
-def test_pipeline_runs_then_skips_finished_stages(tmp_path):
-    cfg = PipelineConfig(out=tmp_path / "run", sim=SimConfig(persons=4, per_person=8, size=32))
+def test_pipeline_runs_every_stage_then_skips_them(pipeline_run):
+    """The conftest pipeline ran every stage once; a rerun skips all but the report; --from reruns the tail."""
+    from mlflow.tracking import MlflowClient
+
+    first = (pipeline_run / "first_run.log").read_text().splitlines()
+    assert [x for x in first if x.endswith("] running")] == [f"[{s}] running" for s in STAGES]
+    assert any(x.startswith("  harness check at k=2") for x in first) and first[-1].startswith("MLflow: mlflow ui")
+    assert (pipeline_run / "report.html").is_file() and (pipeline_run / "oracle" / "ID_4").is_dir()
+    client = MlflowClient(f"sqlite:///{pipeline_run / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("mdaug").experiment_id
+    parent = client.search_runs([exp], "tags.kind = 'pipeline'")[0]
+    children = client.search_runs([exp], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert {c.info.run_name for c in children} == {"stage-simulate", "stage-validate", "stage-split", "train-vae",
+                                                   "train-latents", "train-dit", "sweep-sampling", "generate",
+                                                   "evaluation"}
+    assert parent.info.status == "FINISHED" and parent.data.tags["verdict"].startswith("at k=2")
+    made = (pipeline_run / "data" / "ID_4" / "s0011.png").stat().st_mtime_ns
     lines: list[str] = []
-    run_pipeline(cfg, echo=lines.append)
-    assert "[simulate] running" in lines and any("manifest" in x for x in lines)
-    made = (tmp_path / "run" / "data" / "ID_4" / "s0007.png").stat().st_mtime_ns
+    run_pipeline(small_pipeline(pipeline_run), echo=lines.append)
+    assert [x for x in lines if x.endswith("skipped")] == [f"[{s}] up to date, skipped" for s in STAGES[:-1]]
+    assert (pipeline_run / "data" / "ID_4" / "s0011.png").stat().st_mtime_ns == made
+    assert any(x.startswith("  at k=2") for x in lines)  # the verdict is printed again
     lines.clear()
-    run_pipeline(cfg, echo=lines.append)
-    assert "[simulate] up to date, skipped" in lines and "[split] up to date, skipped" in lines
-    assert (tmp_path / "run" / "data" / "ID_4" / "s0007.png").stat().st_mtime_ns == made
-    lines.clear()
-    run_pipeline(cfg, start="split", echo=lines.append)
-    assert "[validate] up to date, skipped" in lines and "[split] running" in lines
+    run_pipeline(small_pipeline(pipeline_run), start="evaluate", echo=lines.append)
+    assert [x for x in lines if x.endswith("] running")] == ["[evaluate] running", "[report] running"]
+    latents = sorted((pipeline_run / "train" / "latents" / "train").glob("*.parquet"))
+    run_pipeline(small_pipeline(pipeline_run), only="latents", echo=lines.append)
+    assert len(sorted((pipeline_run / "train" / "latents" / "train").glob("*.parquet"))) == len(latents)  # replaced
+    with pytest.raises(ValueError, match="unknown or inactive stage 'simulate'"):
+        run_pipeline(replace(small_pipeline(pipeline_run), data=pipeline_run / "data"), only="simulate")
 
 
 def test_train_job_help_documents_every_option():

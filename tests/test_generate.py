@@ -1,4 +1,4 @@
-"""Generation job and sampling sweep on the tiny DiT trained by the `trained` fixture."""
+"""Generation job and sampling sweep on the tiny DiT trained by the pipeline fixture (conftest)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from mdaug.cluster.generate_job import run_generate_job
-from mdaug.cluster.sweep import SweepConfig, run_sweep
 from mdaug.data.split import make_split
 from mdaug.data.validate import validate
 from mdaug.flow.sampler import SamplingConfig
@@ -34,7 +33,7 @@ def _digests(root: Path) -> dict[str, str]:
 
 def test_generated_folder_reads_like_input_data(trained, tmp_path, ray_local):
     dit = str(trained / "dit" / "dit.pt")
-    out = run_generate_job(dit, tmp_path / "syn", 3, QUICK, workers=2, tracking_dir=trained)
+    out = run_generate_job(dit, tmp_path / "syn", 3, QUICK, workers=2, tracking_dir=trained.parent)
     report = validate(out, progress=False)
     assert report.labels == {1: 0, 2: 1, 3: 2, 4: 3} and len(report.usable) == 12
     assert {p.kind for p in report.problems} == set()
@@ -48,10 +47,10 @@ def test_generated_folder_reads_like_input_data(trained, tmp_path, ray_local):
     seeds = [i["seed"] for i in manifest["images"]]
     assert len(set(seeds)) == 12
     # rerunning the same generation is a no-op; a different one into the same folder is refused
-    assert run_generate_job(dit, out, 3, QUICK, workers=1, tracking_dir=trained) == out
+    assert run_generate_job(dit, out, 3, QUICK, workers=1, tracking_dir=trained.parent) == out
     with pytest.raises(FileExistsError, match="holds something else"):
-        run_generate_job(dit, out, 4, QUICK, workers=1, tracking_dir=trained)
-    client = MlflowClient(f"sqlite:///{trained / 'mlflow.db'}")
+        run_generate_job(dit, out, 4, QUICK, workers=1, tracking_dir=trained.parent)
+    client = MlflowClient(f"sqlite:///{trained.parent / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("mdaug").experiment_id], "tags.stage = 'generate'")
     assert runs and runs[0].info.status == "FINISHED"
     assert "syn_grid.png" in {a.path for a in client.list_artifacts(runs[0].info.run_id)}
@@ -97,25 +96,26 @@ def test_killed_generation_leaves_no_folder_and_resumes_identically(trained, tmp
     assert len(a) == 49 and a == b  # 48 images + manifest.json, byte for byte
 
 
-def test_four_trial_sweep(trained, manifest64, tmp_path, ray_local):
-    cfg = SweepConfig(trials=4, per_person=2, steps=(4, 16), classifier_steps=20)
-    best = run_sweep(str(trained / "dit" / "dit.pt"), str(manifest64), tmp_path / "sweep", cfg,
-                     tracking_dir=trained)
-    loaded = yaml.safe_load((tmp_path / "sweep" / "best_sampling.yaml").read_text())
-    assert loaded == best and 4 <= loaded["steps"] <= 16 and 1 <= loaded["cfg_scale"] <= 12
+def test_pipeline_sweep_logs_trials_and_its_best_settings_drive_generation(trained, tmp_path, ray_local):
+    """The pipeline's 2-trial sweep (conftest): Tune trials as MLflow child runs, a usable best_sampling.yaml."""
+    sweep = trained.parent / "sweep"
+    loaded = yaml.safe_load((sweep / "best_sampling.yaml").read_text())
+    assert 4 <= loaded["steps"] <= 16 and 1 <= loaded["cfg_scale"] <= 12
     SamplingConfig(**loaded)  # accepted as generator settings
-    rows = (tmp_path / "sweep" / "trials.csv").read_text().strip().splitlines()
-    assert len(rows) == 5 and rows[0].startswith("cfg_scale,steps")
-    client = MlflowClient(f"sqlite:///{trained / 'mlflow.db'}")
+    rows = (sweep / "trials.csv").read_text().strip().splitlines()
+    assert len(rows) == 3 and rows[0].startswith("cfg_scale,steps")
+    client = MlflowClient(f"sqlite:///{trained.parent / 'mlflow.db'}")
     exp = client.get_experiment_by_name("mdaug").experiment_id
     parent = client.search_runs([exp], "tags.stage = 'sweep'")[0]
     children = client.search_runs([exp], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-    assert len(children) == 4 and all("frechet" in c.data.metrics for c in children)
+    assert len(children) == 2 and all("frechet" in c.data.metrics for c in children)
     assert {"trials.csv", "trials.md", "trials.png", "best_sampling.yaml"} <= {
         a.path for a in client.list_artifacts(parent.info.run_id)}
+    synthetic = json.loads((trained.parent / "synthetic" / "manifest.json").read_text())
+    assert synthetic["sampling"]["steps"] == loaded["steps"]  # the pipeline generated with the best settings
     out = subprocess.run([sys.executable, REPO / "jobs" / "generate.py", "--dit", trained / "dit" / "dit.pt",
                           "--per-person", "1", "--out", tmp_path / "g", "--sampling-config",
-                          tmp_path / "sweep" / "best_sampling.yaml", "--workers", "1", "--tracking-dir", tmp_path],
+                          sweep / "best_sampling.yaml", "--workers", "1", "--tracking-dir", tmp_path],
                          capture_output=True, text=True, env={**os.environ, "RAY_ADDRESS": ""})
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads((tmp_path / "g" / "manifest.json").read_text())["sampling"]["steps"] == loaded["steps"]

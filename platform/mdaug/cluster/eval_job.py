@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 import time
 import warnings
@@ -18,6 +17,7 @@ from mlflow.entities import Metric, Param
 from tqdm import tqdm
 
 from mdaug.cluster.config import flatten
+from mdaug.cluster.ray_session import connect_ray
 from mdaug.cluster.tracking import log_params, mlflow_run
 from mdaug.evaluation.arms import ORACLE, check_plan, plan_runs
 from mdaug.evaluation.config import EvalConfig, k_label
@@ -38,17 +38,6 @@ class EvalOutcome:
     run_id: str
     rows: list[ArmRow]
     verdict: list[str]
-
-
-def connect_ray(min_slots: float = 0) -> None:
-    """Join RAY_ADDRESS (under `ray job submit`), else start a local Ray with at least min_slots CPU slots."""
-    if ray.is_initialized():
-        return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(log_to_driver=True)
-        return
-    ray.init(num_cpus=max(os.cpu_count() or 1, math.ceil(min_slots)), include_dashboard=True,
-             dashboard_host="127.0.0.1", log_to_driver=True)
 
 
 def _metric_name(arm: str, k: str) -> str:

@@ -56,7 +56,8 @@ def comparison_grid(gen: Generator, folder: Path, job: GenerationJob, per_row: i
 
 def run_generate_job(dit: str, out: Path, per_person: int, sampling: SamplingConfig, persons: list[int] | None = None,
                      seed: int = 0, vae: str | None = None, workers: int = 2, gpus_per_worker: float = 0.0,
-                     experiment: str = "mdaug", tracking_dir: Path | None = None, batch: int = 64) -> Path:
+                     experiment: str = "mdaug", tracking_dir: Path | None = None, batch: int = 64,
+                     parent_run_id: str | None = None) -> Path:
     gen = Generator.load(dit, vae)
     job = GenerationJob(per_person, check_job(gen, per_person, persons), seed, sampling, batch)
     expected = manifest_for(gen, job)
@@ -68,7 +69,7 @@ def run_generate_job(dit: str, out: Path, per_person: int, sampling: SamplingCon
     tracking_dir = tracking_dir or Path(dit).resolve().parent.parent
     tags = {"stage": "generate", "dit_sha256": gen.info["dit_sha256"],
             "manifest_hash": str(gen.info["training_manifest_hash"])}
-    with mlflow_run(tracking_dir, experiment, "generate", tags) as (client, run_id):
+    with mlflow_run(tracking_dir, experiment, "generate", tags, parent_run_id) as (client, run_id):
         log_params(client, run_id, {"per_person": per_person, "seed": seed, "persons": len(job.persons),
                                     **{f"sampling.{k}": v for k, v in expected["sampling"].items()}})
         t0 = time.perf_counter()

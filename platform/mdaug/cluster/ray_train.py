@@ -66,7 +66,7 @@ def fit_with_ray(cfg: TrainJobConfig, loop, loop_config: dict[str, Any], dataset
         scaling_config=ray.train.ScalingConfig(num_workers=cfg.workers, use_gpu=cfg.gpus_per_worker > 0,
                                                resources_per_worker=resources),
         run_config=ray.train.RunConfig(
-            name=run_name_for(cfg), storage_path=str(cfg.out_path / "ray"),
+            name=run_name_for(cfg), storage_path=cfg.storage or str(cfg.out_path / "ray"),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.keep_checkpoints,
                                                          checkpoint_score_attribute="val_loss",
                                                          checkpoint_score_order="min"),
@@ -83,4 +83,5 @@ def best_lightning_checkpoint(result) -> Path:
     ckpt = best[0] if best else result.checkpoint
     if ckpt is None:
         raise RuntimeError("training reported no checkpoint")
-    return Path(ckpt.path) / RayTrainReportCallback.CHECKPOINT_NAME
+    local = Path(ckpt.path) if ckpt.filesystem.type_name == "local" else Path(ckpt.to_directory())  # s3://…
+    return local / RayTrainReportCallback.CHECKPOINT_NAME

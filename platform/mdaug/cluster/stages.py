@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -99,6 +100,7 @@ def extract_latents(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str,
             batch_size=64, concurrency=cfg.workers, num_gpus=1 if gpu else 0,
             num_cpus=cfg.cpus_per_worker if not gpu else 1)
         target = out / split
+        shutil.rmtree(target, ignore_errors=True)  # a rerun replaces the files; write_parquet would add to them
         ds.write_parquet(str(target))
     train = ray.data.read_parquet(str(out / "train"))
     latents = train.select_columns(["latent"])

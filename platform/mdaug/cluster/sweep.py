@@ -111,7 +111,7 @@ def plot_trials(df, path: Path) -> None:
 
 
 def run_sweep(dit: str, data: str | None, out: Path, cfg: SweepConfig, vae: str | None = None,
-              experiment: str = "mdaug", tracking_dir: Path | None = None) -> dict:
+              experiment: str = "mdaug", tracking_dir: Path | None = None, parent_run_id: str | None = None) -> dict:
     """Returns the best sampling settings (also written to out/best_sampling.yaml)."""
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -124,7 +124,7 @@ def run_sweep(dit: str, data: str | None, out: Path, cfg: SweepConfig, vae: str 
     train_x, train_y = load_split(manifest, "train", size)
     val_x, val_y = load_split(manifest, "val", size)
     tracking_dir = tracking_dir or Path(dit).resolve().parent.parent
-    with mlflow_run(tracking_dir, experiment, "sweep-sampling", {"stage": "sweep"}) as (client, run_id):
+    with mlflow_run(tracking_dir, experiment, "sweep-sampling", {"stage": "sweep"}, parent_run_id) as (client, run_id):
         log_params(client, run_id, {f"sweep.{k}": v for k, v in cfg.__dict__.items()})
         clf = train_classifier(train_x, train_y, manifest.num_classes, steps=cfg.classifier_steps, seed=cfg.seed)
         torch.save(clf.state_dict(), out / "feature_classifier.pt")

@@ -2,41 +2,27 @@
 
 from __future__ import annotations
 
-import math
-import os
 import time
 from pathlib import Path
 
-import ray
-
 from mdaug.cluster.config import TrainJobConfig, flatten, to_yaml
 from mdaug.cluster.preflight import check_resources, load_verified_manifest
+from mdaug.cluster.ray_session import connect_ray
 from mdaug.cluster.stages import STAGE_FUNCTIONS
 from mdaug.cluster.tracking import log_params, mlflow_run, tracking_uri
-
-
-def connect_ray(cfg: TrainJobConfig) -> None:
-    """Join the cluster named by RAY_ADDRESS (set under `ray job submit`), else start a local Ray with
-    enough CPU slots that the workers never starve Ray Data's read tasks (STACK.md's 2-core hang)."""
-    if ray.is_initialized():
-        return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(log_to_driver=True)
-        return
-    slots = max(os.cpu_count() or 1, math.ceil(cfg.workers * cfg.cpus_per_worker) + 2)
-    ray.init(num_cpus=slots, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=True)
 
 
 def run_train_job(cfg: TrainJobConfig, parent_run_id: str | None = None) -> dict[str, Path]:
     """Everything is checked before training starts; the MLflow run ends FINISHED or FAILED."""
     manifest = load_verified_manifest(cfg.data)
-    connect_ray(cfg)
+    connect_ray(cfg.workers * cfg.cpus_per_worker + 2)
     check_resources(cfg)
     out = cfg.out_path
     out.mkdir(parents=True, exist_ok=True)
     tags = {"stage": cfg.stage, "preset": cfg.preset, "config_hash": cfg.config_hash(),
             "manifest_hash": manifest.content_hash()}
-    with mlflow_run(out, cfg.experiment, f"train-{cfg.stage}", tags, parent_run_id) as (client, run_id):
+    tracking_dir = Path(cfg.tracking_dir).resolve() if cfg.tracking_dir else out
+    with mlflow_run(tracking_dir, cfg.experiment, f"train-{cfg.stage}", tags, parent_run_id) as (client, run_id):
         log_params(client, run_id, flatten(cfg.to_dict()))
         (out / cfg.stage).mkdir(parents=True, exist_ok=True)
         config_file = out / cfg.stage / "config.yaml"
@@ -44,7 +30,7 @@ def run_train_job(cfg: TrainJobConfig, parent_run_id: str | None = None) -> dict
         client.log_artifact(run_id, str(config_file))
         client.log_artifact(run_id, str(Path(cfg.data).resolve()))
         t0 = time.perf_counter()
-        tracking = {"tracking_uri": tracking_uri(out), "run_id": run_id}
+        tracking = {"tracking_uri": tracking_uri(tracking_dir), "run_id": run_id}
         outputs = STAGE_FUNCTIONS[cfg.stage](cfg, manifest, tracking)
         client.log_metric(run_id, "stage_wall_time_s", time.perf_counter() - t0)
         for path in outputs.values():

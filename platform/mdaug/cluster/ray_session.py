@@ -1,0 +1,20 @@
+"""Joining Ray: the cluster named by RAY_ADDRESS (set under `ray job submit`), else a local instance."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import ray
+
+
+def connect_ray(min_slots: float = 0) -> None:
+    """Start a local Ray with at least min_slots CPU slots (more than the cores when needed, so Train workers
+    never starve Ray Data's read tasks: STACK.md's 2-core hang), unless Ray is already up or RAY_ADDRESS is set."""
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=True)
+        return
+    ray.init(num_cpus=max(os.cpu_count() or 1, math.ceil(min_slots)), include_dashboard=True,
+             dashboard_host="127.0.0.1", log_to_driver=True)

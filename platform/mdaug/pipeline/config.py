@@ -1,0 +1,72 @@
+"""The pipeline's typed configuration and its presets (tiny: 2-core CPU; small: one GPU; paper: GPUs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from mdaug.cluster.sweep import SweepConfig
+from mdaug.evaluation.config import EvalConfig, eval_config
+from mdaug.flow.sampler import SamplingConfig
+from mdaug.sim import SimConfig
+
+STAGES = ("simulate", "validate", "split", "vae", "latents", "dit", "sweep", "generate", "evaluate", "report")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """What the pipeline runs. data=None simulates the embedded 31-person data set (and, for the evaluation's
+    oracle arm, fresh recordings of the same persons).
+
+    train_preset / train_overrides: jobs/train.py's preset and key=value overrides for the three training stages.
+    sweep: the sampling sweep's budget; sampling: settings used when the sweep is skipped (sweep.trials = 0).
+    evaluation: the evaluation's arms, k, seeds and budget (data/synthetic/out are filled in by the pipeline).
+    """
+
+    out: Path = Path("runs/pipeline")
+    data: Path | None = None
+    preset: str = "tiny"
+    sim: SimConfig = field(default_factory=lambda: SimConfig(per_person=60, size=64))
+    val: float = 0.15
+    test: float = 0.15
+    split_seed: int = 0
+    train_preset: str = "tiny"
+    train_overrides: tuple[str, ...] = ()
+    workers: int = 2
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
+    experiment: str = "mdaug"
+
+
+PIPELINE_PRESETS: dict[str, dict] = {
+    # 2-core CPU, ≤ 10 minutes end to end: 64² gray, tiny models, a 2-trial sweep, a small evaluation.
+    "tiny": {"sim": SimConfig(per_person=60, size=64), "train_preset": "tiny",
+             "sweep": SweepConfig(trials=2, per_person=2, steps=(10, 30), classifier_steps=150),
+             "evaluation": eval_config("tiny", seeds=4)},
+    # One GPU: 128² gray, VA-VAE small, DiT-S.
+    "small": {"sim": SimConfig(per_person=60, size=128), "train_preset": "small",
+              "sweep": SweepConfig(trials=8, per_person=8), "evaluation": eval_config("default")},
+    # The original project's setting: 256² pseudo-colour, f16d32 VA-VAE, DiT-B/1, GPU workers.
+    "paper": {"sim": SimConfig(per_person=60, size=256, colormap="jet"), "train_preset": "paper",
+              "sweep": SweepConfig(trials=16, per_person=8),
+              "evaluation": eval_config("default", gpus_per_run=0.25, cpus_per_run=2.0)},
+}
+
+
+def pipeline_config(preset: str = "tiny", vae_checkpoint: str | None = None, vf_weights: str | None = None,
+                    **values) -> PipelineConfig:
+    """A preset, then explicit values (None = not given); --vae-checkpoint / --vf-weights become overrides."""
+    if preset not in PIPELINE_PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; use one of {', '.join(PIPELINE_PRESETS)}")
+    cfg = replace(PipelineConfig(preset=preset), **PIPELINE_PRESETS[preset])
+    cfg = replace(cfg, **{k: v for k, v in values.items() if v is not None})
+    extra = []
+    if vae_checkpoint:
+        if not Path(vae_checkpoint).is_file():
+            raise FileNotFoundError(f"--vae-checkpoint {vae_checkpoint} not found (the official VA-VAE checkpoint "
+                                    "is vavae-imagenet256-f16d32-dinov2.pt from hustvl/LightningDiT's README)")
+        extra.append(f"vae.checkpoint={Path(vae_checkpoint).resolve()}")
+    if vf_weights:
+        extra += ["vae.vf_encoder=dinov2", f"vae.vf_weights={Path(vf_weights).resolve()}"]
+    return replace(cfg, train_overrides=cfg.train_overrides + tuple(extra))

@@ -1,0 +1,113 @@
+"""Running the stages in order under one MLflow parent run; a stage is skipped when its output exists and
+was made with the same configuration as now, including everything upstream of it (chained hashes)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+from mdaug.cluster.tracking import mlflow_run, tracking_uri
+from mdaug.pipeline.config import STAGES, PipelineConfig
+from mdaug.pipeline.stages import STAGE_FUNCTIONS, Context, Paths
+
+
+def _hash(obj: object) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _folder_fingerprint(root: Path) -> list:
+    """Names, sizes and modification times of every file under root: a changed data folder is revalidated."""
+    return [(p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file()] if root.is_dir() else []
+
+
+def stage_keys(cfg: PipelineConfig, paths: Paths, stages: list[str]) -> dict[str, str]:
+    """Each stage's key hashes its own settings and the key of the stage before it."""
+    own = {
+        "simulate": asdict(cfg.sim),
+        "validate": [str(paths.data), asdict(cfg.sim) if cfg.data is None else _folder_fingerprint(paths.data)],
+        "split": [cfg.val, cfg.test, cfg.split_seed],
+        "vae": [cfg.train_preset, cfg.train_overrides, cfg.workers],
+        "latents": [], "dit": [],
+        "sweep": [asdict(cfg.sweep), asdict(cfg.sampling)],
+        "generate": [asdict(cfg.evaluation)],  # the evaluation decides how many images per person
+        "evaluate": [asdict(cfg.evaluation)],
+        "report": [],
+    }
+    keys, previous = {}, ""
+    for stage in stages:
+        previous = keys[stage] = _hash([previous, stage, own[stage]])
+    return keys
+
+
+class StageLog:
+    """stages.json in the output folder: per stage, the key its output was made with."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / "stages.json"
+        self.done: dict[str, dict] = json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def fresh(self, stage: str, key: str) -> bool:
+        return self.done.get(stage, {}).get("hash") == key
+
+    def record(self, stage: str, key: str, seconds: float, later: list[str]) -> None:
+        """Record `stage`; stages after it are stale now (they were made from its previous output)."""
+        self.done[stage] = {"hash": key, "seconds": round(seconds, 2), "finished": time.strftime("%FT%T")}
+        for s in later:
+            self.done.pop(s, None)
+        self.path.write_text(json.dumps(self.done, indent=1))
+
+
+def run_pipeline(cfg: PipelineConfig, start: str | None = None, only: str | None = None,
+                 echo: Callable[[str], None] = print) -> dict[str, Path]:
+    """Run (or resume) the pipeline; returns where its outputs are. `start` forces that stage and every later
+    one; `only` runs one stage (forced)."""
+    out = Path(cfg.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    paths = Paths(out, Path(cfg.data).resolve() if cfg.data else out / "data")
+    if cfg.data is not None and not paths.data.is_dir():
+        raise FileNotFoundError(f"--data {paths.data} is not a folder (expected ROOT/ID_1 … ROOT/ID_31)")
+    stages = [s for s in STAGES if not (s == "simulate" and cfg.data is not None)]
+    for name in (start, only):
+        if name is not None and name not in stages:
+            raise ValueError(f"unknown or inactive stage {name!r}; stages: {', '.join(stages)}")
+    keys, log = stage_keys(cfg, paths, stages), StageLog(out)
+    t_all, forced, ran = time.perf_counter(), False, []
+    tags = {"kind": "pipeline", "preset": cfg.preset}
+    with mlflow_run(out, cfg.experiment, "pipeline", tags) as (client, run_id):
+        ctx = Context(cfg, paths, run_id, echo)
+        for stage in stages:
+            forced = forced or stage == start
+            if only is not None and stage != only:
+                continue
+            if not (forced or stage == only) and stage != "report" and log.fresh(stage, keys[stage]) \
+                    and paths.output_of(stage).exists():
+                echo(f"[{stage}] up to date, skipped")
+                continue
+            echo(f"[{stage}] running")
+            t0 = time.perf_counter()
+            STAGE_FUNCTIONS[stage](ctx)
+            log.record(stage, keys[stage], time.perf_counter() - t0, stages[stages.index(stage) + 1:])
+            client.log_metric(run_id, f"seconds.{stage}", time.perf_counter() - t0)
+            ran.append(stage)
+        wall = time.perf_counter() - t_all
+        client.log_metric(run_id, "wall_time_s", wall)
+        client.set_tag(run_id, "stages_run", ",".join(ran) or "none")
+        verdict = paths.eval / "verdict.txt"
+        if verdict.is_file():
+            client.log_artifact(run_id, str(verdict))
+            client.set_tag(run_id, "verdict", verdict.read_text().splitlines()[0][:5000])
+    echo(f"pipeline finished in {wall:.0f} s (ran: {', '.join(ran) or 'nothing'})")
+    if verdict.is_file():
+        echo("verdict:")
+        for line in verdict.read_text().splitlines():
+            echo(f"  {line}")
+        echo(f"report: {paths.report}")
+    echo(f"MLflow: mlflow ui --backend-store-uri {tracking_uri(out)} --host 127.0.0.1 --workers 1   "
+         f"(experiment {cfg.experiment!r}; or python eval/compare.py --experiment {cfg.experiment} "
+         f"--tracking-dir {out})")
+    return {"out": out, "data": paths.data, "manifest": paths.manifest, "report": paths.report}
