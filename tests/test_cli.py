@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from dataclasses import replace
@@ -62,9 +63,13 @@ def test_pipeline_runs_every_stage_then_skips_them(pipeline_run):
     lines.clear()
     run_pipeline(small_pipeline(pipeline_run), start="evaluate", echo=lines.append)
     assert [x for x in lines if x.endswith("] running")] == ["[evaluate] running", "[report] running"]
+    lines.clear()
     latents = sorted((pipeline_run / "train" / "latents" / "train").glob("*.parquet"))
-    run_pipeline(small_pipeline(pipeline_run), only="latents", echo=lines.append)
+    run_pipeline(small_pipeline(pipeline_run), only="latents", echo=lines.append)  # --only forces that stage
+    assert [x for x in lines if x.endswith("] running")] == ["[latents] running"]
     assert len(sorted((pipeline_run / "train" / "latents" / "train").glob("*.parquet"))) == len(latents)  # replaced
+    done = json.loads((pipeline_run / "stages.json").read_text())
+    assert "latents" in done and not {"dit", "generate", "evaluate"} & set(done)  # later outputs are stale now
     with pytest.raises(ValueError, match="unknown or inactive stage 'simulate'"):
         run_pipeline(replace(small_pipeline(pipeline_run), data=pipeline_run / "data"), only="simulate")
 

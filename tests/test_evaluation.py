@@ -93,7 +93,7 @@ def test_config_errors():
 
 def test_harness_detects_oracle_gain_and_no_negative_gain(sim_eval, ray_local, tmp_path):
     cfg = eval_config("tiny", data=str(sim_eval["manifest"]), synthetic=str(sim_eval["synthetic"]),
-                      oracle=str(sim_eval["oracle"]), ks=(3,), seeds=4, steps=100, out=str(tmp_path / "eval"),
+                      oracle=str(sim_eval["oracle"]), ks=(3,), seeds=4, steps=60, out=str(tmp_path / "eval"),
                       experiment="eval-test")
     outcome = run_evaluation(cfg, tracking_dir=tmp_path)
     rows = {r.arm: r for r in outcome.rows}

@@ -77,7 +77,7 @@ def test_bad_requests_are_clear_errors(trained, tmp_path):
 
 def test_killed_generation_leaves_no_folder_and_resumes_identically(trained, tmp_path, ray_local):
     dit = trained / "dit" / "dit.pt"
-    args = [sys.executable, REPO / "jobs" / "generate.py", "--dit", dit, "--per-person", "12", "--steps", "40",
+    args = [sys.executable, REPO / "jobs" / "generate.py", "--dit", dit, "--per-person", "12", "--steps", "20",
             "--workers", "1", "--batch", "8", "--out", tmp_path / "a", "--tracking-dir", tmp_path]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "RAY_ADDRESS": ""}, start_new_session=True)
@@ -89,7 +89,7 @@ def test_killed_generation_leaves_no_folder_and_resumes_identically(trained, tmp
     proc.wait()
     written = len(list(partial.rglob("*.png")))
     assert not (tmp_path / "a").exists() and 0 < written < 48, written
-    sampling = SamplingConfig(steps=40, cfg_scale=4.0, cfg_interval_start=0.1, timestep_shift=0.3)
+    sampling = SamplingConfig(steps=20, cfg_scale=4.0, cfg_interval_start=0.1, timestep_shift=0.3)
     run_generate_job(str(dit), tmp_path / "a", 12, sampling, workers=2, tracking_dir=tmp_path, batch=8)
     run_generate_job(str(dit), tmp_path / "b", 12, sampling, workers=2, tracking_dir=tmp_path, batch=8)
     a, b = _digests(tmp_path / "a"), _digests(tmp_path / "b")
