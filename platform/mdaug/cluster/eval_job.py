@@ -19,7 +19,7 @@ from tqdm import tqdm
 from mdaug.cluster.config import flatten
 from mdaug.cluster.ray_session import connect_ray
 from mdaug.cluster.tracking import log_params, mlflow_run
-from mdaug.evaluation.arms import ORACLE, check_plan, plan_runs
+from mdaug.evaluation.arms import ORACLE, check_plan, is_generated_arm, plan_runs
 from mdaug.evaluation.config import EvalConfig, k_label
 from mdaug.evaluation.leakage import check_leakage
 from mdaug.evaluation.plots import accuracy_vs_k, confusion_pair, per_person_gain, sample_grid
@@ -65,9 +65,9 @@ def _log_child(client, exp: str, parent: str, r: RunResult, index: int) -> None:
 
 
 def _figures(data, results: list[RunResult], rows: list[ArmRow], out: Path) -> list[tuple[Path, str]]:
-    k0 = results[0].spec.k  # the first (smallest) k
+    k0 = results[0].spec.k  # the first k of the plan
     at_k0 = [r for r in rows if r.k == k_label(k0)]
-    synth = [r for r in at_k0 if r.arm.startswith(("real+synthetic",))]
+    synth = [r for r in at_k0 if is_generated_arm(r.arm)]
     best = max(synth, key=lambda r: r.gain).arm
     shown = [best] + [r.arm for r in at_k0 if r.arm.startswith(ORACLE)]
     return [

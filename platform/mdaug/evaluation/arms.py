@@ -58,50 +58,77 @@ def _pick(indices: np.ndarray, n: int, seed: int, label: int, source: int) -> np
     return indices[order[:n]]
 
 
-def real_counts(data: EvalData, k: int) -> np.ndarray:
-    counts = data.train.counts(data.num_classes)
-    return counts if k == ALL else np.minimum(counts, k)
+def real_counts(train_counts: np.ndarray, k: int) -> np.ndarray:
+    """Real images per person a run at this k uses (all of them for k = ALL or persons with fewer)."""
+    return train_counts if k == ALL else np.minimum(train_counts, k)
+
+
+def source_of(arm: str) -> str | None:
+    """Which added set an arm draws from: 'oracle', 'synthetic', or None (real only)."""
+    return None if arm in (REAL, CLASSIC) else "oracle" if arm == ORACLE else "synthetic"
+
+
+def added_count(arm: str, ratio: float, real: np.ndarray) -> np.ndarray:
+    """Images per person an arm draws from its added set, given its real counts."""
+    if source_of(arm) is None:
+        return np.zeros_like(real)
+    return real if arm == TSTR else np.ceil(real * ratio).astype(int)
+
+
+def is_generated_arm(name: str) -> bool:
+    """Arms that add generated images to the real ones (the candidates for a gain)."""
+    return name.startswith((SYNTHETIC + "@", COMBINED))
+
+
+def images_needed(specs: list[RunSpec], train_counts: np.ndarray) -> dict[str, int]:
+    """Most images of one person any run draws, per added set ('synthetic', 'oracle')."""
+    need = {"synthetic": 0, "oracle": 0}
+    for s in specs:
+        source = source_of(s.arm)
+        if source is not None:
+            need[source] = max(need[source], int(added_count(s.arm, s.ratio, real_counts(train_counts, s.k)).max()))
+    return need
 
 
 def check_plan(data: EvalData, specs: list[RunSpec]) -> list[str]:
     """Every run must find the images it needs; fail before training, naming the shortfall and the fix.
     Returns notes (persons with fewer real images than k)."""
-    problems = []
-    for spec in {(s.arm, s.k, s.ratio) for s in specs}:
-        arm, k, ratio = spec
-        need = real_counts(data, k)
-        short = np.flatnonzero(data.train.counts(data.num_classes) < (1 if k == ALL else k))
-        if len(short) and arm == REAL:
-            problems.append(f"k={k_label(k)}: persons {[data.person_of[i] for i in short]} have fewer real train "
-                            f"images than k (they use all they have)")
-        source = data.oracle if arm == ORACLE else data.synthetic if arm != REAL and arm != CLASSIC else None
-        if source is None:
+    train_counts = data.train.counts(data.num_classes)
+    notes = []
+    for k in dict.fromkeys(s.k for s in specs):
+        short = np.flatnonzero(train_counts < (1 if k == ALL else k))
+        if len(short):
+            notes.append(f"k={k_label(k)}: persons {[data.person_of[i] for i in short]} have fewer real train "
+                         f"images than k (they use all they have)")
+    for arm, k, ratio in dict.fromkeys((s.arm, s.k, s.ratio) for s in specs):
+        what = source_of(arm)
+        if what is None:
             continue
-        want = need if arm == TSTR else np.ceil(need * ratio).astype(int)
+        source = data.oracle if what == "oracle" else data.synthetic
+        want = added_count(arm, ratio, real_counts(train_counts, k))
         have = source.counts(data.num_classes)
         lacking = np.flatnonzero(have < want)
         if len(lacking):
-            what = "oracle" if arm == ORACLE else "synthetic"
             i = lacking[0]
             raise ValueError(f"{arm} at k={k_label(k)} needs {want[i]} {what} images of person ID_{data.person_of[i]}"
                              f" but {source.root} has {have[i]} ({len(lacking)} persons short); make more "
                              f"(e.g. jobs/generate.py --per-person {int(want.max())}) or lower --k / --ratios")
-    return sorted(problems)
+    return sorted(notes)
 
 
 def training_set(data: EvalData, spec: RunSpec) -> tuple[torch.Tensor, torch.Tensor]:
     """Images and labels the run trains on."""
-    need = real_counts(data, spec.k)
+    need = real_counts(data.train.counts(data.num_classes), spec.k)
+    added = added_count(spec.arm, spec.ratio, need)
+    source = data.oracle if source_of(spec.arm) == "oracle" else data.synthetic
     parts: list[tuple[ImageSet, np.ndarray, np.ndarray]] = []
     for label in range(data.num_classes):
         real = _pick(data.train.indices_of(label), int(need[label]), spec.seed, label, 0)
         if spec.arm != TSTR:
             parts.append((data.train, real, data.train.labels[real]))
-        if spec.arm in (REAL, CLASSIC):
+        if source_of(spec.arm) is None:
             continue
-        source = data.oracle if spec.arm == ORACLE else data.synthetic
-        n = int(need[label]) if spec.arm == TSTR else int(np.ceil(need[label] * spec.ratio))
-        extra = _pick(source.indices_of(label), n, spec.seed, label, 1)
+        extra = _pick(source.indices_of(label), int(added[label]), spec.seed, label, 1)
         labels = source.labels[extra]
         if spec.arm == NEGATIVE:
             labels = np.random.default_rng([spec.seed, label, 2]).integers(0, data.num_classes, len(extra))

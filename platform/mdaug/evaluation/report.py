@@ -20,10 +20,14 @@ COLUMNS = ("arm", "k", "seeds", "train_images", "accuracy", "accuracy_lo", "accu
 
 
 def fmt_value(v: object) -> str:
-    if isinstance(v, float):
-        return "–" if math.isnan(v) else f"{v:.3g}" if abs(v) < 0.01 and v != 0 else f"{v:.1f}" if abs(v) >= 1 \
-            else f"{v:.3f}"
-    return str(v)
+    """Table cell: NaN as a dash, small p-values in 3 significant digits, points with one decimal."""
+    if not isinstance(v, float):
+        return str(v)
+    if math.isnan(v):
+        return "–"
+    if v != 0 and abs(v) < 0.01:
+        return f"{v:.3g}"
+    return f"{v:.1f}" if abs(v) >= 1 else f"{v:.3f}"
 
 
 def write_tables(rows: list[ArmRow], out: Path) -> tuple[Path, Path]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from scipy import stats
 
-from mdaug.evaluation.arms import CLASSIC, COMBINED, NEGATIVE, ORACLE, REAL, SYNTHETIC
+from mdaug.evaluation.arms import CLASSIC, NEGATIVE, ORACLE, REAL, is_generated_arm
 from mdaug.evaluation.config import k_label
 from mdaug.evaluation.scoring import RunResult
 
@@ -67,7 +67,6 @@ def summarize(results: list[RunResult]) -> list[ArmRow]:
     for r in results:
         groups[(r.spec.k, r.spec.name)][r.spec.seed] = r
     rows: list[ArmRow] = []
-    oracle_gain: dict[int, float] = {}
     for (k, name), by_seed in groups.items():
         base = groups.get((k, REAL), {})
         seeds = sorted(by_seed)
@@ -79,15 +78,9 @@ def summarize(results: list[RunResult]) -> list[ArmRow]:
         rows.append(ArmRow(name, k_label(k), len(seeds), float(np.mean([by_seed[s].train_images for s in seeds])),
                            m, lo, hi, float(np.mean([by_seed[s].macro_f1 for s in seeds]) * 100), g, glo, ghi,
                            paired_test(diff) if name != REAL else math.nan, math.nan))
-        if name.startswith(ORACLE):
-            oracle_gain[k] = g
-    out = []
-    for row, ((k, name), _) in zip(rows, groups.items(), strict=True):
-        og = oracle_gain.get(k, math.nan)
-        adds_synthetic = name.startswith((SYNTHETIC + "@", COMBINED))
-        eff = row.gain / og if adds_synthetic and og > 0 else math.nan
-        out.append(ArmRow(**(row.to_dict() | {"oracle_efficiency": eff})))
-    return out
+    oracle_gain = {r.k: r.gain for r in rows if r.arm.startswith(ORACLE)}
+    return [replace(r, oracle_efficiency=r.gain / oracle_gain[r.k])
+            if is_generated_arm(r.arm) and oracle_gain.get(r.k, math.nan) > 0 else r for r in rows]
 
 
 def _pts(x: float) -> str:
@@ -105,7 +98,7 @@ def verdict(rows: list[ArmRow]) -> list[str]:
     ks = list(dict.fromkeys(r.k for r in rows))
     for k in ks:
         at = {r.arm: r for r in rows if r.k == k}
-        synth = [r for r in at.values() if r.arm.startswith((SYNTHETIC + "@", COMBINED))]
+        synth = [r for r in at.values() if is_generated_arm(r.arm)]
         if not synth:
             continue
         best = max(synth, key=lambda r: r.gain)

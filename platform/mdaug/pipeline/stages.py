@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from mdaug.cluster.config import build_config, flatten
@@ -20,8 +20,8 @@ from mdaug.cluster.tracking import log_params, mlflow_run
 from mdaug.cluster.train_job import run_train_job
 from mdaug.data.manifest import Manifest
 from mdaug.data.split import split_report
-from mdaug.data.validate import validate
-from mdaug.evaluation.config import ALL
+from mdaug.data.validate import ValidationReport, validate
+from mdaug.evaluation.arms import images_needed, plan_runs
 from mdaug.flow.sampler import SamplingConfig
 from mdaug.pipeline.config import PipelineConfig
 from mdaug.sim import simulate_dataset
@@ -80,15 +80,14 @@ class Context:
     paths: Paths
     parent_run_id: str
     echo: Callable[[str], None]
+    report: ValidationReport | None = None  # the validate stage's, reused by split in the same run
 
 
 def counts_needed(cfg: PipelineConfig, manifest: Manifest) -> tuple[int, int]:
     """(synthetic, oracle) images per person the evaluation will draw."""
-    per_person = [sum(r.person == p for r in manifest.split("train")) for p in manifest.labels]
-    most = max(per_person)
-    real = max(most if k == ALL else min(k, most) for k in cfg.evaluation.ks)
-    synthetic = max(math.ceil(real * max(cfg.evaluation.ratios)), real)
-    return synthetic, math.ceil(real * cfg.evaluation.reference_ratio)
+    train_counts = np.bincount([r.label for r in manifest.split("train")], minlength=manifest.num_classes)
+    need = images_needed(plan_runs(cfg.evaluation, has_oracle=True), train_counts)
+    return need["synthetic"], need["oracle"]
 
 
 def _small_run(ctx: Context, stage: str, params: dict, artifacts: list[Path]) -> None:
@@ -108,7 +107,7 @@ def simulate(ctx: Context) -> None:
 
 
 def validate_stage(ctx: Context) -> None:
-    report = validate(ctx.paths.data)
+    report = ctx.report = validate(ctx.paths.data)
     path = ctx.paths.output_of("validate")
     path.write_text(json.dumps(report.to_dict(), indent=1))
     ctx.echo(report.table())
@@ -117,7 +116,7 @@ def validate_stage(ctx: Context) -> None:
 
 
 def split(ctx: Context) -> None:
-    report = validate(ctx.paths.data, progress=False)
+    report = ctx.report or validate(ctx.paths.data, progress=False)
     c = ctx.cfg
     split_report(report, c.val, c.test, seed=c.split_seed).save(ctx.paths.manifest)
     m = Manifest.load(ctx.paths.manifest)
