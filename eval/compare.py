@@ -1,5 +1,5 @@
-"""Print the real-vs-augmented comparison table and verdict of the latest (or a given) evaluation, read back
-from MLflow."""
+"""Print the real-vs-augmented comparison table and verdict of the latest (or a given) evaluation, recomputed
+from what MLflow holds (its per-run results with per-image outcomes, and the verdict's context)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from mdaug.cluster.eval_job import latest_evaluation, results_from_mlflow
-from mdaug.evaluation.report import COLUMNS, fmt_value
-from mdaug.evaluation.stats import summarize, verdict
+from mdaug.evaluation.report import table_rows
+from mdaug.evaluation.stats import summarize
+from mdaug.evaluation.verdict import verdict
 from mdaug.tables import markdown_table
 
 
@@ -26,10 +27,11 @@ def main() -> None:
     uri = a.tracking_uri or f"sqlite:///{(a.tracking_dir / 'mlflow.db').resolve()}"
     client = MlflowClient(uri)
     parent = latest_evaluation(client, a.experiment, a.run)
-    rows = summarize(results_from_mlflow(client, parent))
+    results, context = results_from_mlflow(client, parent)
+    rows = summarize(results, context["primary"], context["bootstrap"])
     print(f"evaluation {parent.info.run_id} ({parent.info.run_name}), {uri}")
-    print(markdown_table([{k: fmt_value(v) for k, v in r.to_dict().items() if k in COLUMNS} for r in rows]))
-    print("\n".join(verdict(rows)))
+    print(markdown_table(table_rows(rows)))
+    print("\n".join(verdict(rows, context["budgets"], context["identity"])))
 
 
 if __name__ == "__main__":

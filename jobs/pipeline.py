@@ -1,7 +1,7 @@
-"""Run the mdaug pipeline end to end: simulate (unless --data) → validate → split → VA-VAE → latents → DiT →
-sampling sweep → generate → evaluate → report. Stages whose output exists and matches the configuration are
-skipped; --from forces a stage and every later one. The last lines printed are the verdict and where the
-report and the MLflow UI are."""
+"""Run the mdaug pipeline end to end: simulate (unless --data) → validate → split → identity classifier →
+VA-VAE → latents → DiT per k → sampling sweep → generate → evaluate → report. Stages whose output exists and
+matches the configuration are skipped; --from forces a stage and every later one. The last lines printed are
+the verdict and where the report and the MLflow UI are."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 
 from mdaug.data.validate import ValidationError
+from mdaug.evaluation.budget import BudgetError
 from mdaug.evaluation.leakage import LeakageError
 from mdaug.pipeline import PIPELINE_PRESETS, STAGES, pipeline_config, run_pipeline
+from mdaug.pipeline.runner import OutputLocked
 
 
 def main() -> None:
@@ -23,14 +25,16 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/pipeline"), help="output folder (default %(default)s)")
     ap.add_argument("--from", dest="start", choices=STAGES, help="rerun this stage and every later one")
     ap.add_argument("--only", choices=STAGES, help="run only this stage")
-    ap.add_argument("--workers", type=int, help="Ray Train workers / generator actors (default 2)")
+    ap.add_argument("--workers", type=int, help="Ray Train workers and generator actors (default: the preset's "
+                    "training workers — tiny: 1 worker using both cores — and 2 generator actors)")
     ap.add_argument("--vae-checkpoint", help="official VA-VAE checkpoint to fine-tune from (paper preset)")
     ap.add_argument("--vf-weights", help="local DINOv2 folder (Hugging Face format) for the VF loss")
     a = ap.parse_args()
     try:
         cfg = pipeline_config(a.preset, a.vae_checkpoint, a.vf_weights, out=a.out, data=a.data, workers=a.workers)
         run_pipeline(cfg, start=a.start, only=a.only)
-    except (ValueError, FileNotFoundError, FileExistsError, ValidationError, LeakageError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError, ValidationError, LeakageError, BudgetError,
+            OutputLocked) as err:
         print(f"pipeline: error: {err}", file=sys.stderr)
         raise SystemExit(2) from err
 

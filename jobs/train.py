@@ -1,4 +1,4 @@
-"""Train one stage of mdaug on Ray: the VA-VAE, latent extraction, or the DiT.
+"""Train one stage of mdaug on Ray: the identity classifier, the VA-VAE, latent extraction, or the DiT.
 
 Runs on a local Ray by default; under `ray job submit` or with RAY_ADDRESS set, on that cluster.
 Every run is an MLflow run (MLFLOW_TRACKING_URI, else sqlite under --out).
@@ -15,8 +15,10 @@ from mdaug.cluster.train_job import run_train_job
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stage", choices=STAGES, required=True, help="vae: train the VA-VAE; latents: encode the "
-                    "train/val splits with it; dit: train the DiT on those latents")
+    ap.add_argument("--stage", choices=STAGES, required=True, help="classifier: the person classifier that measures "
+                    "identity (real train split only); vae: train the VA-VAE (vae.data=MANIFEST for other persons' "
+                    "data, vae.train_per_person=K); latents: encode the train/val splits with it; dit: train the DiT "
+                    "on those latents (dit.train_per_person=K: a generator for the evaluation at k = K)")
     ap.add_argument("--data", required=True, help="split manifest from `mdaug split`")
     ap.add_argument("--preset", choices=list(PRESETS), default="tiny",
                     help="tiny: 64² CPU; small: 128²; paper: f16d32 VA-VAE + DiT-B/1 at 256² on GPUs")

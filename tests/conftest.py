@@ -32,8 +32,9 @@ def ray_local():
     ray.shutdown()
 
 
-FAST = ["vae.epochs=2", "vae.batch_size=8", "vae.disc_start=1", "dit.epochs=2", "dit.batch_size=4",
-        "dit.preview_steps=4"]
+FAST = ["cpus_per_worker=0.5", "classifier.steps=20", "vae.epochs=2", "vae.steps_per_epoch=0", "vae.batch_size=8",
+        "vae.disc_start=1", "vae.identity_steps=10", "dit.epochs=2", "dit.steps_per_epoch=0", "dit.batch_size=4",
+        "dit.preview_steps=4", "dit.identity_per_person=1"]
 
 
 @pytest.fixture(scope="session")
@@ -51,17 +52,17 @@ def manifest64(tmp_path_factory) -> Path:
 
 
 def small_pipeline(out: Path):
-    """4 simulated persons × 12 recordings at 64²: tiny preset, FAST training, a 2-trial sweep, a 14-training
-    evaluation."""
+    """4 simulated persons × 12 recordings at 64² (and 4 other walkers × 8 for the autoencoder): tiny preset,
+    FAST training on 2 DDP workers, a DiT for k = 2, a 2-trial sweep, a 14-training evaluation."""
     from mdaug.cluster.sweep import SweepConfig
     from mdaug.evaluation.config import eval_config
     from mdaug.pipeline import pipeline_config
     from mdaug.sim import SimConfig
 
-    return pipeline_config("tiny", out=out, sim=SimConfig(persons=4, per_person=12, size=64),
-                           train_overrides=tuple(FAST),
-                           sweep=SweepConfig(trials=2, per_person=2, steps=(4, 16), classifier_steps=20),
-                           evaluation=eval_config("tiny", ks=(2,), seeds=2, steps=10))
+    return pipeline_config("tiny", out=out, workers=2, sim=SimConfig(persons=4, per_person=12, size=64),
+                           aux=SimConfig(persons=4, first_person=4, per_person=8, size=64), generator_ks=(2,),
+                           train_overrides=tuple(FAST), sweep=SweepConfig(trials=2, per_person=2, steps=(4, 16)),
+                           evaluation=eval_config("tiny", ks=(2,), seeds=2, steps=10, converge=False))
 
 
 @pytest.fixture(scope="session")
@@ -78,5 +79,5 @@ def pipeline_run(ray_local, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained(pipeline_run) -> Path:
-    """The pipeline's three training stages (Ray, 2 workers, 2 epochs each): OUT/train/{vae,latents,dit}."""
+    """The pipeline's training stages (Ray, 2 workers, 2 epochs each): OUT/train/{classifier,vae,latents,dit_k2}."""
     return pipeline_run / "train"

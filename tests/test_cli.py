@@ -44,22 +44,28 @@ def test_pipeline_runs_every_stage_then_skips_them(pipeline_run):
 
     first = (pipeline_run / "first_run.log").read_text().splitlines()
     assert [x for x in first if x.endswith("] running")] == [f"[{s}] running" for s in STAGES]
-    assert any(x.startswith("  harness check at k=2") for x in first) and first[-1].startswith("MLflow: mlflow ui")
+    assert any(x.startswith("  harness: ") for x in first) and first[-1].startswith("MLflow: mlflow ui")
+    assert any(x.startswith("generator k=2: identity ratio ") and "memorisation:" in x for x in first)
     assert (pipeline_run / "report.html").is_file() and (pipeline_run / "oracle" / "ID_4").is_dir()
+    assert (pipeline_run / "aux" / "ID_5").is_dir() and not (pipeline_run / "aux" / "ID_4").exists()
     client = MlflowClient(f"sqlite:///{pipeline_run / 'mlflow.db'}")
     exp = client.get_experiment_by_name("mdaug").experiment_id
     parent = client.search_runs([exp], "tags.kind = 'pipeline'")[0]
     children = client.search_runs([exp], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-    assert {c.info.run_name for c in children} == {"stage-simulate", "stage-validate", "stage-split", "train-vae",
-                                                   "train-latents", "train-dit", "sweep-sampling", "generate",
-                                                   "evaluation"}
-    assert parent.info.status == "FINISHED" and parent.data.tags["verdict"].startswith("at k=2")
+    assert {c.info.run_name for c in children} == {"stage-simulate", "stage-validate", "stage-split",
+                                                   "train-classifier", "train-vae", "train-latents", "train-dit",
+                                                   "sweep-sampling", "generate", "evaluation"}
+    assert parent.info.status == "FINISHED" and parent.data.tags["verdict"].startswith("k=2 · primary")
+    vae_run = next(c for c in children if c.info.run_name == "train-vae")
+    assert len(client.get_metric_history(vae_run.info.run_id, "recon_identity_ratio")) == 2  # per epoch
+    dit_run = next(c for c in children if c.info.run_name == "train-dit")
+    assert len(client.get_metric_history(dit_run.info.run_id, "identity_ratio")) == 2
     made = (pipeline_run / "data" / "ID_4" / "s0011.png").stat().st_mtime_ns
     lines: list[str] = []
     run_pipeline(small_pipeline(pipeline_run), echo=lines.append)
     assert [x for x in lines if x.endswith("skipped")] == [f"[{s}] up to date, skipped" for s in STAGES[:-1]]
     assert (pipeline_run / "data" / "ID_4" / "s0011.png").stat().st_mtime_ns == made
-    assert any(x.startswith("  at k=2") for x in lines)  # the verdict is printed again
+    assert any(x.startswith("  k=2 · primary") for x in lines)  # the verdict is printed again
     lines.clear()
     run_pipeline(small_pipeline(pipeline_run), start="evaluate", echo=lines.append)
     assert [x for x in lines if x.endswith("] running")] == ["[evaluate] running", "[report] running"]
@@ -81,3 +87,22 @@ def test_train_job_help_documents_every_option():
                 "--epochs", "--resume", "overrides"):
         assert opt in out
     assert "vae.lr=1e-3" in out
+
+
+def test_a_second_pipeline_on_the_same_out_is_refused_and_a_killed_one_leaves_no_lock(tmp_path):
+    from mdaug.pipeline.runner import OutputLocked, exclusive
+
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from mdaug.pipeline.runner import exclusive\n"
+                               "with exclusive(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(600)",
+                               str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    second = subprocess.run([sys.executable, Path(__file__).resolve().parents[1] / "jobs" / "pipeline.py", "--out",
+                             tmp_path], capture_output=True, text=True)
+    assert second.returncode == 2 and f"in use by another pipeline (pid {holder.pid} on " in second.stderr
+    with pytest.raises(OutputLocked), exclusive(tmp_path):
+        pass
+    holder.kill()  # SIGKILL: no cleanup runs, yet the OS drops the lock with the process
+    holder.wait()
+    with exclusive(tmp_path):
+        assert "pid" in (tmp_path / ".pipeline.lock").read_text()

@@ -1,11 +1,11 @@
-"""Augmentation-gain evaluation: statistics against closed forms, the harness on real trainings (a perfect
-generator and the oracle must gain, random labels must not), leakage refused, any ID_k data set, MLflow
-comparison read back, and the HTML report rendered by headless Chromium."""
+"""Augmentation-gain evaluation on real trainings: the harness (a perfect generator and the oracle gain, the A/A
+arm does not), equal real-data budgets, leakage by hash, near-duplicate and recording group, any ID_k data set,
+MLflow read back by eval/compare.py, and the HTML report rendered by headless Chromium."""
 
 from __future__ import annotations
 
+import io
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -22,62 +22,43 @@ from mdaug.cluster.eval_job import run_evaluation
 from mdaug.data.manifest import Manifest
 from mdaug.data.split import make_split
 from mdaug.data.validate import validate
-from mdaug.evaluation.arms import RunSpec, plan_runs
+from mdaug.evaluation.budget import BudgetError, assign_generators
 from mdaug.evaluation.config import EvalConfig, eval_config, parse_ks
 from mdaug.evaluation.leakage import LeakageError, check_leakage
-from mdaug.evaluation.scoring import RunResult
 from mdaug.evaluation.sets import load_eval_data
-from mdaug.evaluation.stats import mean_ci, paired_test, summarize, verdict
 from mdaug.sim import SimConfig, simulate_dataset
+from mdaug.training.classifier import train_classifier
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def as_generated(folder: Path, manifest: Path) -> Path:
-    """Give an ID_k folder the generation manifest jobs/generate.py writes (trained on `manifest`)."""
-    images = [{"path": r.path, "person": r.person} for r in validate(folder, progress=False).images]
-    (folder / "manifest.json").write_text(json.dumps({
-        "format": "mdaug-synthetic/1", "dit_sha256": "test", "training_manifest": str(manifest),
-        "training_manifest_hash": Manifest.load(manifest).content_hash(), "images": images}))
+def as_generated(folder: Path, manifest: Path, seen_per_person: int | None = 3) -> Path:
+    """Give an ID_k folder the generation manifest jobs/generate.py writes: a generator trained on `manifest`
+    that saw its first `seen_per_person` train images per person (None: no provenance at all)."""
+    m = Manifest.load(manifest)
+    images = [{"path": r.path, "person": r.person, "label": m.labels[r.person]}
+              for r in validate(folder, progress=False).images]
+    info = {"format": "mdaug-synthetic/1", "dit_sha256": f"test-{folder.name}", "training_manifest": str(manifest),
+            "training_manifest_hash": m.content_hash(), "images": images}
+    if seen_per_person is not None:
+        info["provenance"] = {"dit": {"images": [r.sha256 for r in m.first_per_person(seen_per_person)]}}
+    (folder / "manifest.json").write_text(json.dumps(info))
     return folder
 
 
 @pytest.fixture(scope="module")
 def sim_eval(tmp_path_factory) -> dict[str, Path]:
     """8 simulated persons × 24 recordings at 32², plus fresh recordings of the same persons twice over:
-    a 'perfect generator' (synthetic) and the oracle."""
+    a 'perfect generator' (synthetic; it saw 3 train images per person) and the oracle."""
     root = tmp_path_factory.mktemp("evalsim")
     simulate_dataset(root / "data", SimConfig(persons=8, per_person=24, size=32), progress=False)
     manifest, _ = make_split(root / "data", val=0.1, test=0.3, progress=False)
     manifest.save(root / "manifest.json")
     for name, first in (("synthetic", 100), ("oracle", 200)):
         simulate_dataset(root / name, SimConfig(persons=8, per_person=6, size=32, first_sample=first), progress=False)
-    as_generated(root / "synthetic", root / "manifest.json")
+    as_generated(root / "synthetic", root / "manifest.json", seen_per_person=3)
     return {"root": root, "manifest": root / "manifest.json", "synthetic": root / "synthetic",
             "oracle": root / "oracle"}
-
-
-def test_statistics_closed_forms():
-    m, lo, hi = mean_ci(np.array([1.0, 2.0, 3.0]))
-    assert m == 2.0 and math.isclose(hi - m, 4.302653 / math.sqrt(3), rel_tol=1e-5) and math.isclose(m - lo, hi - m)
-    assert paired_test(np.zeros(4)) == 1.0 and paired_test(np.full(4, 2.0)) == 0.0
-    assert math.isclose(paired_test(np.array([1.0, 2.0, 3.0, 4.0])), 0.0305, abs_tol=1e-4)  # t = 3.873 with 3 dof
-
-    def run(arm, seed, acc, ratio=0.0):
-        return RunResult(RunSpec(arm, 5, seed, ratio), acc, acc, [], [], 10, 1.0)
-    base = [0.40, 0.45, 0.50, 0.42]
-    results = [run("real", s, a) for s, a in enumerate(base)]
-    results += [run("oracle", s, a + 0.20 + 0.01 * s, 1.0) for s, a in enumerate(base)]
-    results += [run("real+synthetic", s, a + 0.10 + 0.01 * s, 1.0) for s, a in enumerate(base)]
-    results += [run("negative", s, a - 0.01 * (s % 2), 1.0) for s, a in enumerate(base)]
-    rows = {r.arm: r for r in summarize(results)}
-    assert math.isclose(rows["oracle@1"].gain, 21.5) and rows["oracle@1"].significant_gain
-    assert math.isclose(rows["real+synthetic@1"].oracle_efficiency, 11.5 / 21.5)
-    assert not rows["negative@1"].significant_gain
-    lines = verdict(list(rows.values()))
-    assert lines[0].startswith("at k=5, real+synthetic@1 beats real by +11.5 points")
-    assert "53% of the oracle" in lines[0]
-    assert "detects a real gain" in lines[-1]
 
 
 def test_config_errors():
@@ -86,31 +67,36 @@ def test_config_errors():
         parse_ks("5,x")
     with pytest.raises(ValueError, match="≥ 2 for a confidence interval"):
         EvalConfig(seeds=1)
+    with pytest.raises(ValueError, match="unknown arms"):
+        EvalConfig(arms=("real", "real+synthetic", "magic"))
     assert eval_config("tiny", ratios=(0.5, 2.0)).reference_ratio == 0.5
-    arms = {s.name for s in plan_runs(EvalConfig(), has_oracle=False)}
-    assert "oracle@1" not in arms and {"real+synthetic@0.5", "real+synthetic@2", "negative@1"} <= arms
 
 
-def test_harness_detects_oracle_gain_and_no_negative_gain(sim_eval, ray_local, tmp_path):
-    cfg = eval_config("tiny", data=str(sim_eval["manifest"]), synthetic=str(sim_eval["synthetic"]),
-                      oracle=str(sim_eval["oracle"]), ks=(3,), seeds=4, steps=60, out=str(tmp_path / "eval"),
-                      experiment="eval-test")
-    outcome = run_evaluation(cfg, tracking_dir=tmp_path)
+def test_harness_detects_oracle_gain_and_no_aa_gain(sim_eval, ray_local, tmp_path):
+    cfg = eval_config("tiny", data=str(sim_eval["manifest"]), synthetic=(str(sim_eval["synthetic"]),),
+                      oracle=str(sim_eval["oracle"]), ks=(3,), seeds=6, steps=60, max_steps=120,
+                      out=str(tmp_path / "eval"), experiment="eval-test")
+    lines: list[str] = []
+    outcome = run_evaluation(cfg, tracking_dir=tmp_path, echo=lines.append)
     rows = {r.arm: r for r in outcome.rows}
     assert rows["oracle@1"].significant_gain, rows["oracle@1"]
-    assert not rows["negative@1"].significant_gain and rows["negative@1"].gain < 0
+    assert not rows["A/A"].significant and not rows["random-labels@1"].significant_gain
     perfect = rows["real+synthetic@1"]  # fresh simulator draws: a perfect generator gets most of the oracle gain
-    assert perfect.gain > 10 and perfect.oracle_efficiency > 0.5, perfect
-    assert "detects a real gain" in outcome.verdict[-1]
+    assert perfect.family == "primary" and perfect.gain > 10 and perfect.oracle_efficiency > 0.5, perfect
+    assert perfect.efficiency_lo < perfect.oracle_efficiency < perfect.efficiency_hi
+    assert outcome.verdict[0].startswith("k=3 · primary (pre-registered): real+synthetic@1 vs real: +")
+    assert "harness: at k=3 the oracle's gain is detected and the A/A arm shows no false gain" in outcome.verdict
+    assert any(x.startswith("classifier budget: ") for x in lines) and any("leakage check passed" in x for x in lines)
     leak = json.loads((outcome.out / "leakage.json").read_text())
     assert leak["passed"] and leak["test_images"] == len(Manifest.load(sim_eval["manifest"]).split("test"))
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     parent = client.get_run(outcome.run_id)
     assert parent.info.status == "FINISHED" and parent.data.tags["leakage_check"] == "passed"
     children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{outcome.run_id}'")
-    assert len(children) == 7 * 4 and {c.data.params["arm"] for c in children} >= {"oracle", "negative", "real"}
-    assert {"report.html", "comparison.csv", "comparison.md", "accuracy_vs_k.png", "verdict.txt"} <= {
+    assert len(children) == 7 * 6 and {c.data.params["arm"] for c in children} >= {"oracle", "A/A", "real"}
+    assert {"report.html", "comparison.csv", "results.json", "accuracy_vs_k.png", "verdict.txt"} <= {
         a.path for a in client.list_artifacts(outcome.run_id)}
+    assert parent.data.metrics["steps_used"] in (60, 120)
     # eval/compare.py reads MLflow back to the same verdict
     env = {**os.environ, "MLFLOW_TRACKING_URI": ""}
     cmp = subprocess.run([sys.executable, REPO / "eval" / "compare.py", "--experiment", "eval-test",
@@ -138,32 +124,86 @@ def check_report_renders(report: Path, verdict_line: str, oracle_gain: float) ->
     assert "data:image/png;base64," in report.read_text() and "src=\"http" not in report.read_text()
 
 
-def test_leakage_is_refused_before_training(sim_eval, tmp_path):
-    bad = tmp_path / "synthetic"
-    shutil.copytree(sim_eval["synthetic"], bad)
+def test_a_generator_that_saw_more_than_k_is_refused_with_per_person_counts(sim_eval, tmp_path):
+    full = as_generated(shutil.copytree(sim_eval["synthetic"], tmp_path / "full"), sim_eval["manifest"],
+                        seen_per_person=100)  # the whole train split
     m = Manifest.load(sim_eval["manifest"])
-    leaked = m.split("test")[0]
-    shutil.copy(Path(m.root) / leaked.path, bad / f"ID_{leaked.person}" / "copied.png")
-    as_generated(bad, sim_eval["manifest"])
-    data = load_eval_data(str(sim_eval["manifest"]), str(bad), None, 32)
-    with pytest.raises(LeakageError, match=rf"test {leaked.path} = synthetic ID_{leaked.person}/copied.png"):
-        check_leakage(data)
-    # a generator trained on a manifest whose train split holds a test image of ours
-    other = replace(m, rows=[replace(r, split="train") if r == leaked else r for r in m.rows])
-    other.save(tmp_path / "gen_manifest.json")
-    as_generated(shutil.copytree(sim_eval["synthetic"], tmp_path / "syn2"), tmp_path / "gen_manifest.json")
-    cfg = eval_config("tiny", data=str(sim_eval["manifest"]), synthetic=str(tmp_path / "syn2"),
+    with pytest.raises(BudgetError, match=r"ID_1 1[0-9] vs 5, ID_2 1[0-9] vs 5"):
+        assign_generators(m, [str(full)], (5,))
+    small = as_generated(shutil.copytree(sim_eval["synthetic"], tmp_path / "k3"), sim_eval["manifest"], 3)
+    chosen, budgets = assign_generators(m, [str(full), str(small)], (3, 5))
+    assert chosen == {3: str(small), 5: str(small)} and budgets[3].equal
+    chosen, budgets = assign_generators(m, [str(full)], (5,), allow_extra=True)
+    assert not budgets[5].equal and "saw at most 1" in budgets[5].describe()
+    blind = as_generated(shutil.copytree(sim_eval["synthetic"], tmp_path / "blind"), sim_eval["manifest"], None)
+    with pytest.raises(BudgetError, match="carries no provenance"):
+        assign_generators(m, [str(blind)], (3,))
+
+
+def _probe_net(data):
+    return train_classifier(data.train.images, data.train.labels, data.num_classes, steps=30, width=32)
+
+
+def test_copies_of_test_images_are_refused_before_training(sim_eval, tmp_path):
+    m = Manifest.load(sim_eval["manifest"])
+    leaked, other = m.split("test")[0], m.split("test")[1]
+    bad = shutil.copytree(sim_eval["synthetic"], tmp_path / "synthetic")
+    with Image.open(Path(m.root) / leaked.path) as im:  # same pixels, other bytes (compression, metadata)
+        im.save(bad / f"ID_{leaked.person}" / "reencoded.png", compress_level=1, pnginfo=_text("copied"))
+    with Image.open(Path(m.root) / other.path) as im:  # slightly resized, re-saved as JPEG
+        im.resize((30, 30), Image.BILINEAR).save(bad / f"ID_{other.person}" / "resized.jpg", quality=92)
+    as_generated(bad, sim_eval["manifest"], 3)
+    data = load_eval_data(str(sim_eval["manifest"]), {3: str(bad)}, None, 32)
+    with pytest.raises(LeakageError) as err:
+        check_leakage(data, _probe_net(data))
+    text = str(err.value)
+    assert f"test {leaked.path} ~ synthetic" in text and f"ID_{leaked.person}/reencoded.png" in text
+    assert f"test {other.path} ~ synthetic" in text and f"ID_{other.person}/resized.jpg" in text
+    assert "near-duplicate (pixel fingerprint" in text
+    clean = load_eval_data(str(sim_eval["manifest"]), {3: str(sim_eval["synthetic"])}, None, 32)
+    assert check_leakage(clean, _probe_net(clean)).passed  # distinct recordings of the same persons pass
+    # a generator whose training manifest holds one of our test images
+    gen = replace(m, rows=[replace(r, split="train") if r == leaked else r for r in m.rows])
+    gen.save(tmp_path / "gen_manifest.json")
+    syn2 = shutil.copytree(sim_eval["synthetic"], tmp_path / "syn2")
+    as_generated(syn2, tmp_path / "gen_manifest.json", 3)
+    cfg = eval_config("tiny", data=str(sim_eval["manifest"]), synthetic=(str(syn2),), ks=(3,),
                       out=str(tmp_path / "eval"))
-    with pytest.raises(LeakageError, match="generator training manifest"):
+    with pytest.raises(LeakageError, match="generator training data"):
         run_evaluation(cfg, tracking_dir=tmp_path)
     assert not (tmp_path / "eval").exists() and not (tmp_path / "mlflow.db").exists()
-    (tmp_path / "gen_manifest.json").unlink()
-    with pytest.raises(LeakageError, match="cannot verify"):
-        check_leakage(load_eval_data(str(sim_eval["manifest"]), str(tmp_path / "syn2"), None, 32))
+
+
+def _text(value: str):
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Comment", value)
+    return info
+
+
+def test_recordings_split_by_group_never_straddle(tmp_path):
+    rng = np.random.default_rng(0)
+    for p in (1, 2):
+        (tmp_path / "d" / f"ID_{p}").mkdir(parents=True)
+        for rec in range(6):
+            base = rng.integers(0, 255, (24, 24), dtype=np.uint8)
+            for w in range(4):  # overlapping windows of one recording
+                Image.fromarray(np.roll(base, w, axis=1)).save(tmp_path / "d" / f"ID_{p}" / f"rec{rec}_win{w}.png")
+    plain, _ = make_split(tmp_path / "d", val=0.2, test=0.3, progress=False)
+    grouped, _ = make_split(tmp_path / "d", val=0.2, test=0.3, group=r"(rec\d+)_win", progress=False)
+    splits_of = {}
+    for r in grouped.rows:
+        splits_of.setdefault((r.person, r.group), set()).add(r.split)
+    assert all(len(s) == 1 for s in splits_of.values()) and len(splits_of) == 12
+    assert any(len({r.split for r in plain.rows if r.path.startswith(f"ID_{p}/rec{i}_")}) > 1
+               for p in (1, 2) for i in range(6))  # without --group, windows of a recording straddle splits
+    with pytest.raises(ValueError, match="not a valid regular expression"):
+        make_split(tmp_path / "d", group="(rec", progress=False)
 
 
 def _band_image(person: int, rng: np.random.Generator) -> Image.Image:
-    """RGB JPEG-style picture: a bright band whose height names the person, on noise."""
+    """RGB picture: a bright band whose height names the person, on noise."""
     a = rng.integers(0, 90, (40, 40, 3)).astype(np.uint8)
     row = 4 + 5 * person + rng.integers(-1, 2)
     a[row:row + 3] = 230
@@ -176,18 +216,22 @@ def test_any_id_folder_without_oracle(tmp_path, ray_local):
         for p in range(1, 7):
             (root / f"ID_{p}").mkdir(parents=True)
             for i in range(n):
-                _band_image(p, rng).save(root / f"ID_{p}" / f"x{i}.jpg", quality=90)
+                buf = io.BytesIO()
+                _band_image(p, rng).save(buf, format="JPEG", quality=90)
+                (root / f"ID_{p}" / f"x{i}.jpg").write_bytes(buf.getvalue())
     manifest, _ = make_split(tmp_path / "data", val=0.2, test=0.2, progress=False)
     manifest.save(tmp_path / "manifest.json")
-    as_generated(tmp_path / "gen", tmp_path / "manifest.json")
-    cfg = eval_config("tiny", data=str(tmp_path / "manifest.json"), synthetic=str(tmp_path / "gen"), ks=(2,),
-                      seeds=2, steps=15, out=str(tmp_path / "eval"))
+    as_generated(tmp_path / "gen", tmp_path / "manifest.json", 2)
+    cfg = eval_config("default", data=str(tmp_path / "manifest.json"), synthetic=(str(tmp_path / "gen"),), ks=(2,),
+                      ratios=(1.0,), seeds=2, steps=15, converge=False, out=str(tmp_path / "eval"))
     notes: list[str] = []
     outcome = run_evaluation(cfg, tracking_dir=tmp_path, echo=notes.append)
     assert any("oracle arm skipped" in n for n in notes)
     assert {r.arm for r in outcome.rows} == {"real", "real+classic", "real+synthetic@1", "real+synthetic+classic@1",
-                                             "synthetic-only", "negative@1"}
-    assert outcome.verdict[-1].startswith("no oracle arm")
+                                             "synthetic-only", "random-labels@1", "A/A"}
+    combined = next(r for r in outcome.rows if r.arm == "real+synthetic+classic@1")
+    assert combined.versus == "real+classic"  # classic augmentation's share is not credited to the generator
+    assert any(v.startswith("harness: at k=2 the A/A arm shows no false gain; no oracle arm") for v in outcome.verdict)
     assert (outcome.out / "samples.png").is_file()
-    with pytest.raises(ValueError, match=r"needs 6 synthetic images of person ID_\d+ but .* has 4"):
-        run_evaluation(replace(cfg, ks=(6,), out=str(tmp_path / "eval2")), tracking_dir=tmp_path)
+    with pytest.raises(BudgetError):  # a generator that saw 2 per person cannot serve k=1 arms
+        run_evaluation(replace(cfg, ks=(1,), out=str(tmp_path / "eval2")), tracking_dir=tmp_path)

@@ -32,7 +32,7 @@ def _digests(root: Path) -> dict[str, str]:
 
 
 def test_generated_folder_reads_like_input_data(trained, tmp_path, ray_local):
-    dit = str(trained / "dit" / "dit.pt")
+    dit = str(trained / "dit_k2" / "dit.pt")
     out = run_generate_job(dit, tmp_path / "syn", 3, QUICK, workers=2, tracking_dir=trained.parent)
     report = validate(out, progress=False)
     assert report.labels == {1: 0, 2: 1, 3: 2, 4: 3} and len(report.usable) == 12
@@ -57,26 +57,26 @@ def test_generated_folder_reads_like_input_data(trained, tmp_path, ray_local):
 
 
 def test_bad_requests_are_clear_errors(trained, tmp_path):
-    gen = Generator.load(str(trained / "dit" / "dit.pt"))
+    gen = Generator.load(str(trained / "dit_k2" / "dit.pt"))
     with pytest.raises(ValueError, match=r"unknown person ids \[9\]"):
         check_job(gen, 2, [1, 9])
     with pytest.raises(ValueError, match="must be ≥ 1"):
         check_job(gen, 0, None)
-    ckpt = torch.load(trained / "dit" / "dit.pt", weights_only=True)
+    ckpt = torch.load(trained / "dit_k2" / "dit.pt", weights_only=True)
     del ckpt["latent_stats"]
     torch.save(ckpt, tmp_path / "nostats.pt")
     with pytest.raises(ValueError, match="no latent statistics"):
         Generator.load(tmp_path / "nostats.pt")
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
-    run = subprocess.run([sys.executable, REPO / "jobs" / "generate.py", "--dit", trained / "dit" / "dit.pt",
+    run = subprocess.run([sys.executable, REPO / "jobs" / "generate.py", "--dit", trained / "dit_k2" / "dit.pt",
                           "--per-person", "1", "--out", tmp_path / "busy", "--steps", "2"],
                          capture_output=True, text=True, env={**os.environ, "RAY_ADDRESS": ""})
     assert run.returncode == 2 and "holds something else" in run.stderr
 
 
 def test_killed_generation_leaves_no_folder_and_resumes_identically(trained, tmp_path, ray_local):
-    dit = trained / "dit" / "dit.pt"
+    dit = trained / "dit_k2" / "dit.pt"
     args = [sys.executable, REPO / "jobs" / "generate.py", "--dit", dit, "--per-person", "12", "--steps", "20",
             "--workers", "1", "--batch", "8", "--out", tmp_path / "a", "--tracking-dir", tmp_path]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -93,7 +93,7 @@ def test_killed_generation_leaves_no_folder_and_resumes_identically(trained, tmp
     run_generate_job(str(dit), tmp_path / "a", 12, sampling, workers=2, tracking_dir=tmp_path, batch=8)
     run_generate_job(str(dit), tmp_path / "b", 12, sampling, workers=2, tracking_dir=tmp_path, batch=8)
     a, b = _digests(tmp_path / "a"), _digests(tmp_path / "b")
-    assert len(a) == 49 and a == b  # 48 images + manifest.json, byte for byte
+    assert len(a) == 50 and a == b  # 48 images, manifest.json and quality.json, byte for byte
 
 
 def test_pipeline_sweep_logs_trials_and_its_best_settings_drive_generation(trained, tmp_path, ray_local):
@@ -108,12 +108,17 @@ def test_pipeline_sweep_logs_trials_and_its_best_settings_drive_generation(train
     exp = client.get_experiment_by_name("mdaug").experiment_id
     parent = client.search_runs([exp], "tags.stage = 'sweep'")[0]
     children = client.search_runs([exp], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-    assert len(children) == 2 and all("frechet" in c.data.metrics for c in children)
+    assert len(children) == 2 and all({"frechet", "identity_ratio", "memorisation_feature_ratio"} <= set(
+        c.data.metrics) for c in children)
     assert {"trials.csv", "trials.md", "trials.png", "best_sampling.yaml"} <= {
         a.path for a in client.list_artifacts(parent.info.run_id)}
-    synthetic = json.loads((trained.parent / "synthetic" / "manifest.json").read_text())
+    synthetic = json.loads((trained.parent / "synthetic" / "k2" / "manifest.json").read_text())
     assert synthetic["sampling"]["steps"] == loaded["steps"]  # the pipeline generated with the best settings
-    out = subprocess.run([sys.executable, REPO / "jobs" / "generate.py", "--dit", trained / "dit" / "dit.pt",
+    assert len(synthetic["provenance"]["dit"]["images"]) == 4 * 2  # the DiT for k = 2 saw 2 per person
+    quality = json.loads((trained.parent / "synthetic" / "k2" / "quality.json").read_text())
+    assert 0 <= quality["identity_ratio"] and quality["memorisation"]["generated"] == len(synthetic["images"])
+    assert quality["memorisation"]["train"] == 8  # measured against what that DiT saw
+    out = subprocess.run([sys.executable, REPO / "jobs" / "generate.py", "--dit", trained / "dit_k2" / "dit.pt",
                           "--per-person", "1", "--out", tmp_path / "g", "--sampling-config",
                           sweep / "best_sampling.yaml", "--workers", "1", "--tracking-dir", tmp_path],
                          capture_output=True, text=True, env={**os.environ, "RAY_ADDRESS": ""})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
@@ -54,13 +56,24 @@ def test_fidelity_on_controlled_images():
     assert collapsed.diversity_ratio < 0.05  # mode collapse shows up
 
 
-def test_augmentations_never_flip_and_keep_range():
+NONE = AugmentConfig(p_time_shift=0, p_time_mask=0, p_freq_mask=0, p_gain=0, p_noise=0)
+
+
+def test_augmentations_never_flip_spare_the_torso_band_and_keep_range():
     x = torch.linspace(-1, 1, 32).repeat(2, 1, 16, 1)  # a ramp along time
-    y = augment(x, AugmentConfig(time_shift=0.0, time_masks=0, freq_masks=0, gain_db=0.0, noise_std=0.0))
-    assert torch.equal(x, y)
-    shifted = augment(x, AugmentConfig(time_masks=0, freq_masks=0, gain_db=0.0, noise_std=0.0),
-                      torch.Generator().manual_seed(3))
+    assert torch.equal(augment(x, NONE), x)
+    shifted = augment(x, replace(NONE, p_time_shift=1.0), torch.Generator().manual_seed(3))
     # a circular shift keeps the ramp's direction (no time reversal): differences stay positive but one wrap
     assert ((shifted[..., 1:] - shifted[..., :-1]) < 0).sum(-1).max() <= 1
     full = augment(x, AugmentConfig(), torch.Generator().manual_seed(1))
     assert full.min() >= -1 and full.max() <= 1 and full.shape == x.shape
+    # frequency masks, wide and always on, never touch the strongest Doppler row or its neighbours
+    g = torch.Generator().manual_seed(0)
+    img = torch.rand((64, 1, 32, 32), generator=g) - 0.8
+    torso = torch.randint(0, 32, (64,), generator=g)
+    img[torch.arange(64), 0, torso] = 0.9
+    masked = augment(img, replace(NONE, p_freq_mask=1.0, freq_mask_width=0.5), torch.Generator().manual_seed(2))
+    assert torch.equal(masked[torch.arange(64), 0, torso], img[torch.arange(64), 0, torso])
+    assert (masked != img).any(dim=(1, 2, 3)).float().mean() > 0.9  # and they do mask elsewhere
+    half = augment(img, replace(NONE, p_freq_mask=0.5, freq_mask_width=0.5), torch.Generator().manual_seed(2))
+    assert 0.25 < (half != img).any(dim=(1, 2, 3)).float().mean() < 0.75  # each transform has its probability

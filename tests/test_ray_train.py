@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from mdaug.cluster.config import build_config
 from mdaug.cluster.preflight import check_resources, load_verified_manifest
 from mdaug.cluster.train_job import run_train_job
+from mdaug.data.manifest import Manifest
 from mdaug.models.vavae import load_vae
 from mdaug.training.dit_module import load_dit
 
@@ -26,14 +27,15 @@ def _runs(out: Path) -> dict[str, object]:
     client = MlflowClient(f"sqlite:///{out.parent / 'mlflow.db'}")
     exp = client.get_experiment_by_name("mdaug")
     runs = client.search_runs([exp.experiment_id], order_by=["start_time ASC"])
-    return {r.data.tags["stage"]: r for r in runs if r.data.tags.get("stage") in ("vae", "latents", "dit")}
+    return {r.data.tags["stage"]: r for r in runs
+            if r.data.tags.get("stage") in ("classifier", "vae", "latents", "dit")}
 
 
-def test_three_stages_write_checkpoints_latents_and_mlflow_runs(trained):
+def test_stages_write_checkpoints_latents_provenance_and_mlflow_runs(trained):
     out = trained
     client = MlflowClient(f"sqlite:///{out.parent / 'mlflow.db'}")
     runs = _runs(out)
-    assert set(runs) == {"vae", "latents", "dit"}
+    assert set(runs) == {"classifier", "vae", "latents", "dit"}
     for stage, run in runs.items():
         assert run.info.status == "FINISHED", stage
         tags = run.data.tags
@@ -51,11 +53,17 @@ def test_three_stages_write_checkpoints_latents_and_mlflow_runs(trained):
     assert "train/d_loss" in runs["vae"].data.metrics  # the discriminator joined after disc_start
     vae = load_vae(out / "vae" / "vae.pt", "tiny")
     stats = json.loads((out / "latents" / "stats.json").read_text())
-    assert stats["vae_identity"] == vae.identity() and stats["latent_shape"] == [4, 16, 16]
+    assert stats["vae_identity"] == vae.identity() and stats["latent_shape"] == [8, 16, 16]
     assert len(list((out / "latents" / "train").glob("*.parquet"))) >= 1
-    model, dit_stats, ckpt = load_dit(out / "dit" / "dit.pt")
+    model, dit_stats, ckpt = load_dit(out / "dit_k2" / "dit.pt")
     assert dit_stats.vae_identity == vae.identity() and model.config.num_classes == 4
     assert {a.path for a in client.list_artifacts(runs["dit"].info.run_id, "outputs")} >= {"outputs/dit.pt"}
+    # provenance: the autoencoder saw only the other walkers (ID_5 …), the DiT the first 2 train images per person
+    task = Manifest.load(out.parent / "manifest.json")
+    prov = ckpt["provenance"]
+    assert prov["vae"]["persons"] == [5, 6, 7, 8] and not set(prov["vae"]["images"]) & {r.sha256 for r in task.rows}
+    assert sorted(prov["dit"]["images"]) == sorted(r.sha256 for r in task.first_per_person(2))
+    assert runs["dit"].data.tags["train_per_person"] == "2" and 0 <= runs["classifier"].data.metrics["val_accuracy"]
 
 
 def test_killed_worker_resumes_from_checkpoint(trained, ray_local, tmp_path):
@@ -66,9 +74,10 @@ def test_killed_worker_resumes_from_checkpoint(trained, ray_local, tmp_path):
     out = tmp_path / "fault"
     out.mkdir()
     (out / "latents").symlink_to(trained / "latents")  # DiT stage on the latents made above
+    (out / "classifier").symlink_to(trained / "classifier")
     epochs = 4
-    cfg = build_config("dit", str(trained.parent / "manifest.json"), "tiny", [*FAST, f"dit.epochs={epochs}"],
-                       out=str(out))
+    cfg = build_config("dit", str(trained.parent / "manifest.json"), "tiny",
+                       [*FAST, f"dit.epochs={epochs}", "dit.train_per_person=2"], out=str(out), workers=2)
     errors: list[BaseException] = []
     thread = threading.Thread(target=lambda: _capture(errors, run_train_job, cfg))
     thread.start()
@@ -131,8 +140,8 @@ def test_bad_input_is_refused_before_training(manifest64, tmp_path, ray_local):
     with pytest.raises(ValueError, match="expected a int"):
         build_config("vae", str(manifest64), "tiny", ["vae.epochs=many"])
     cfg = build_config("vae", str(manifest64), "tiny", ["vae.lr=3e-4"], out=str(tmp_path / "o"))
-    assert cfg.vae.lr == 3e-4 and cfg.vae.epochs == 8
-    with pytest.raises(ValueError, match=r"need 400 CPUs; the cluster has \d+"):
+    assert cfg.vae.lr == 3e-4 and cfg.vae.epochs == 6
+    with pytest.raises(ValueError, match=r"need 1600 CPUs; the cluster has \d+"):
         check_resources(replace(cfg, workers=800))
     with pytest.raises(ValueError, match="GPUs"):
         check_resources(replace(cfg, gpus_per_worker=1.0))

@@ -15,8 +15,9 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pattern", default=DEFAULT_PATTERN,
                    help="regex a person folder name must match in full, one group = person number "
                         "(case-insensitive, zero padding allowed; default %(default)s)")
-    p.add_argument("--channels", choices=("auto", "gray", "rgb"), default="auto",
-                   help="channel mode images are converted to; auto = rgb if any image is colour, else gray")
+    p.add_argument("--channels", choices=("auto", "gray", "rgb", "jet"), default="auto",
+                   help="channel mode images are converted to; auto = jet if the colour images fit the jet "
+                        "colormap (read as the one value each colour encodes), rgb for other colour data, else gray")
     p.add_argument("--min-size", type=int, default=16, help="smallest acceptable image side in pixels")
     p.add_argument("--on-bad", choices=("skip", "fail"), default="skip",
                    help="skip: exclude bad files and count them in the report; fail: exit non-zero on any problem")
@@ -71,6 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--test", type=float, default=0.15, help="test fraction per person (default %(default)s)")
     p.add_argument("--train-per-person", type=int, help="keep only the first K train images per person")
     p.add_argument("--seed", type=int, default=0, help="split seed (default %(default)s)")
+    p.add_argument("--group", metavar="REGEX",
+                   help="keep every image of one recording in one split: a regex searched in each image's path "
+                        r"relative to ROOT whose first group (else the whole match) names the recording, e.g. "
+                        r"'(rec\d+)_win' for rec12_win003.png; images it does not match are their own group")
     _add_scan_options(p)
     return ap
 
@@ -109,7 +114,7 @@ def _validate(a: argparse.Namespace) -> None:
 def _split(a: argparse.Namespace) -> None:
     from mdaug.data.split import make_split
 
-    manifest, report = make_split(a.root, a.val, a.test, a.train_per_person, a.seed, pattern=a.pattern,
+    manifest, report = make_split(a.root, a.val, a.test, a.train_per_person, a.seed, a.group, pattern=a.pattern,
                                   channels=a.channels, min_size=a.min_size)
     print(report.table())
     _check(report, a.on_bad)

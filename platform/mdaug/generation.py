@@ -11,11 +11,13 @@ from pathlib import Path
 
 import torch
 
+from mdaug.data.manifest import Manifest, Row
 from mdaug.flow.latents import LatentStats, decode_latents
 from mdaug.flow.sampler import SamplingConfig, sample
 from mdaug.imaging import encode, tensor_image
 from mdaug.models.dit import LightningDiT
 from mdaug.models.vavae import AutoencoderKL, load_vae
+from mdaug.seeds import hash_seed
 from mdaug.training.dit_module import load_dit
 
 
@@ -40,9 +42,14 @@ class Generator:
             i + 1: i for i in range(model.config.num_classes)}
         info = {"dit_sha256": file_sha256(Path(dit_path)), "vae_identity": stats.vae_identity,
                 "training_manifest_hash": ckpt.get("manifest_hash"), "training_manifest": ckpt.get("manifest_path"),
-                "channels": ckpt.get("channels", "gray"),
-                "image_format": ckpt.get("image_format", "png")}
+                "channels": ckpt.get("channels", "gray"), "image_format": ckpt.get("image_format", "png"),
+                "provenance": ckpt.get("provenance")}
         return cls(model, stats, vae.eval(), labels, info)
+
+    def seen_rows(self, manifest: Manifest) -> list[Row]:
+        """The manifest's train rows this generator's DiT trained on (all of them when it records none)."""
+        seen = set(((self.info.get("provenance") or {}).get("dit") or {}).get("images", []))
+        return [r for r in manifest.split("train") if not seen or r.sha256 in seen]
 
     @torch.no_grad()
     def images(self, labels: list[int], seeds: list[int], sampling: SamplingConfig, device: str = "cpu",
@@ -64,12 +71,13 @@ def file_sha256(path: Path) -> str:
 
 def image_seed(seed: int, person: int, index: int) -> int:
     """A 63-bit seed per (run seed, person, image index), independent of batching."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{person}:{index}".encode()).digest()[:8], "big") >> 1
+    return hash_seed(seed, person, index)
 
 
 def to_file_bytes(img: torch.Tensor, channels: str, image_format: str) -> bytes:
-    """Encode a generated image in the training data's channel mode and file format."""
-    pil = tensor_image(img)
+    """Encode a generated image in the training data's channel mode and file format (pseudo-colour data back
+    through its colormap)."""
+    pil = tensor_image(img, channels)
     return encode(pil.convert("RGB") if channels == "rgb" else pil, image_format)
 
 

@@ -27,8 +27,11 @@ def to_pil(gray: np.ndarray, colormap: str) -> Image.Image:
     raise ValueError(f"unknown colormap {colormap!r}: use gray or jet")
 
 
-def tensor_image(t) -> Image.Image:
-    """A (C, H, W) torch tensor in [-1, 1] → 8-bit PIL image ('L' for one channel, else 'RGB')."""
+def tensor_image(t, channels: str = "gray") -> Image.Image:
+    """A (C, H, W) torch tensor in [-1, 1] → 8-bit PIL image: 'L' for one channel, 'RGB' for three, and the jet
+    colours for one channel of pseudo-colour ('jet') data."""
+    if channels == "jet" and t.shape[0] == 1:
+        return Image.fromarray(jet(((t[0].float().clamp(-1, 1) + 1) / 2).numpy()), mode="RGB")
     arr = ((t.float().clamp(-1, 1) + 1) * 127.5).round().byte()
     if arr.shape[0] == 1:
         return Image.fromarray(arr[0].numpy(), mode="L")
@@ -47,15 +50,20 @@ def encode(img: Image.Image, image_format: str) -> bytes:
     return buf.getvalue()
 
 
-def labelled_grid(rows: list[tuple[str, list[Image.Image]]], cell: int, out: Path | None = None) -> Image.Image:
-    """One row per label: the label on the left, then its images at cell × cell pixels."""
+def labelled_grid(rows: list[tuple[str, list[Image.Image]]], cell: int, out: Path | None = None,
+                  caption: str | None = None) -> Image.Image:
+    """One row per label: the label on the left, then its images at cell × cell pixels; a caption on top."""
     font = ImageFont.load_default(size=max(10, cell // 6))
     label_w = max(60, cell)
+    top = 24 if caption else 0
     ncols = max((len(imgs) for _, imgs in rows), default=1)
-    grid = Image.new("RGB", (label_w + ncols * (cell + 2), len(rows) * (cell + 2)), "white")
+    width = max(label_w + ncols * (cell + 2), 7 * len(caption or "") + 8)
+    grid = Image.new("RGB", (width, top + len(rows) * (cell + 2)), "white")
     draw = ImageDraw.Draw(grid)
+    if caption:
+        draw.text((4, 12), caption, fill="black", font=ImageFont.load_default(size=12), anchor="lm")
     for r, (label, imgs) in enumerate(rows):
-        y = r * (cell + 2)
+        y = top + r * (cell + 2)
         draw.text((4, y + cell // 2), label, fill="black", font=font, anchor="lm")
         for c, im in enumerate(imgs):
             grid.paste(im.convert("RGB").resize((cell, cell)), (label_w + c * (cell + 2), y))

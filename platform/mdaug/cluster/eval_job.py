@@ -1,32 +1,39 @@
-"""`eval/augmentation_gain.py`: leakage check, every (arm, k, seed) trained as a Ray task, one MLflow parent
-run with a child run per training, the comparison table, figures, verdict and HTML report."""
+"""`eval/augmentation_gain.py`: the generators' budgets and the leakage check, the classifier's step budget
+from a convergence probe, every (arm, k, seed) trained as a Ray task, one MLflow parent run with a child run per
+training, the comparison table, figures, verdict and HTML report."""
 
 from __future__ import annotations
 
 import json
-import logging
 import math
 import shutil
+import tempfile
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import ray
+import torch
 from mlflow.entities import Metric, Param
 from tqdm import tqdm
 
+from mdaug.assessment import read_quality
 from mdaug.cluster.config import flatten
 from mdaug.cluster.ray_session import connect_ray
 from mdaug.cluster.tracking import log_params, mlflow_run
-from mdaug.evaluation.arms import ORACLE, check_plan, is_generated_arm, plan_runs
+from mdaug.data.manifest import Manifest
+from mdaug.evaluation.arms import ORACLE, RunSpec, check_plan, plan_runs, primary_name, training_set
+from mdaug.evaluation.budget import Budget, assign_generators
 from mdaug.evaluation.config import EvalConfig, k_label
-from mdaug.evaluation.leakage import check_leakage
+from mdaug.evaluation.leakage import check_generators, check_leakage
 from mdaug.evaluation.plots import accuracy_vs_k, confusion_pair, per_person_gain, sample_grid
 from mdaug.evaluation.report import write_report, write_tables
-from mdaug.evaluation.scoring import RunResult, train_and_score
-from mdaug.evaluation.sets import load_eval_data
-from mdaug.evaluation.stats import ArmRow, summarize, verdict
+from mdaug.evaluation.scoring import RunResult, train_and_score, train_run
+from mdaug.evaluation.sets import EvalData, load_eval_data, synthetic_info
+from mdaug.evaluation.stats import ArmRow, summarize
+from mdaug.evaluation.verdict import verdict
+from mdaug.models.classifier import PersonClassifier
+from mdaug.training.classifier import accuracy
 
 EVAL_TAG = "evaluation"
 
@@ -41,13 +48,46 @@ class EvalOutcome:
 
 
 def _metric_name(arm: str, k: str) -> str:
-    return f"gain.{arm.replace('+', '_plus_').replace('@', '_at_')}.k_{k}"
+    return f"gain.{arm.replace('+', '_plus_').replace('@', '_at_').replace('/', '')}.k_{k}"
 
 
-def _train(data, spec, cfg: EvalConfig) -> dict:
-    warnings.filterwarnings("ignore", message=".*treespec.*")  # Lightning's own deprecation notice, per run
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    return train_and_score(data, spec, cfg, threads=int(cfg.cpus_per_run)).to_dict()
+def _train(data, spec, cfg: EvalConfig, steps: int) -> dict:
+    return train_and_score(data, spec, cfg, steps, threads=int(cfg.cpus_per_run)).to_dict()
+
+
+def _probe(data, spec, cfg: EvalConfig, steps: int) -> tuple[float, dict]:
+    """Validation accuracy of the spec's classifier after `steps` steps (never a test image)."""
+    torch.set_num_threads(max(1, int(cfg.cpus_per_run)))
+    net, _ = train_run(data, spec, cfg, steps)
+    return accuracy(net, data.val.images, data.val.labels), {"config": net.config, "state": net.state_dict()}
+
+
+def choose_steps(data_ref, data: EvalData, specs: list[RunSpec], cfg: EvalConfig,
+                 echo) -> tuple[int, list, bool, object]:
+    """The step budget every arm trains with: start at cfg.steps and double while doubling still raises the
+    validation accuracy of the largest arm (most training images, first seed) by more than
+    cfg.convergence_points, up to cfg.max_steps. Returns (steps, [(steps, val accuracy)], whether the last
+    doubling stayed within cfg.convergence_points, the probe's net)."""
+    largest = max((s for s in specs if s.seed == 0), key=lambda s: len(training_set(data, s)[1]))
+    task = ray.remote(_probe).options(num_cpus=cfg.cpus_per_run, num_gpus=cfg.gpus_per_run)
+    steps = cfg.steps
+    curve: dict[int, tuple[float, dict]] = {}
+    while True:
+        todo = [n for n in (steps, 2 * steps) if n not in curve and n <= max(cfg.max_steps, steps)]
+        for n, r in zip(todo, ray.get([task.remote(data_ref, largest, cfg, n) for n in todo]), strict=True):
+            curve[n] = r
+        if 2 * steps not in curve or not cfg.converge or \
+                (curve[2 * steps][0] - curve[steps][0]) * 100 <= cfg.convergence_points:
+            break
+        steps *= 2
+    converged = 2 * steps in curve and (curve[2 * steps][0] - curve[steps][0]) * 100 <= cfg.convergence_points
+    points = sorted((n, acc) for n, (acc, _) in curve.items())
+    echo(f"classifier budget: {steps} steps (validation accuracy of {largest.name} at k={k_label(largest.k)}: "
+         + ", ".join(f"{acc:.1%} after {n}" for n, acc in points)
+         + ("" if converged else f"; NOT converged within {cfg.max_steps} steps") + ")")
+    net = PersonClassifier(curve[steps][1]["config"])
+    net.load_state_dict(curve[steps][1]["state"])
+    return steps, points, converged, net.eval()
 
 
 def _log_child(client, exp: str, parent: str, r: RunResult, index: int) -> None:
@@ -64,55 +104,78 @@ def _log_child(client, exp: str, parent: str, r: RunResult, index: int) -> None:
     client.set_terminated(run.info.run_id, "FINISHED")
 
 
-def _figures(data, results: list[RunResult], rows: list[ArmRow], out: Path) -> list[tuple[Path, str]]:
+def _figures(data: EvalData, results: list[RunResult], rows: list[ArmRow], primary: str,
+             out: Path) -> list[tuple[Path, str]]:
     k0 = results[0].spec.k  # the first k of the plan
-    at_k0 = [r for r in rows if r.k == k_label(k0)]
-    synth = [r for r in at_k0 if is_generated_arm(r.arm)]
-    best = max(synth, key=lambda r: r.gain).arm
-    shown = [best] + [r.arm for r in at_k0 if r.arm.startswith(ORACLE)]
+    shown = [primary] + [r.arm for r in rows if r.k == k_label(k0) and r.arm.startswith(ORACLE)]
     return [
-        (accuracy_vs_k(rows, out / "accuracy_vs_k.png"), "Accuracy vs k per arm (bands: 95 % CI over seeds)"),
+        (accuracy_vs_k(rows, out / "accuracy_vs_k.png"), "Accuracy vs k per arm (bands: 95 % bootstrap CI)"),
         (per_person_gain(results, shown, k0, data.person_of, out / "per_person_gain.png"),
          f"Per-person accuracy gain over real at k={k_label(k0)}"),
-        (confusion_pair(results, ["real", best], k0, out / "confusion.png"), "Confusion matrices, row-normalised"),
-        (sample_grid(data, out / "samples.png"), "Real train images | generated images, one row per person"),
+        (confusion_pair(results, ["real", primary], k0, out / "confusion.png"), "Confusion matrices, row-normalised"),
+        (sample_grid(data, k0, out / "samples.png"), f"Real train images | generated images (k={k_label(k0)}), "
+                                                     "one row per person"),
     ]
+
+
+def _generators(budgets: dict[int, Budget], data: EvalData) -> tuple[list[tuple[str, str]], dict, dict]:
+    """Report lines per k, verdict notes where a generator saw more than k, identity ratios per k."""
+    lines, notes, identity = [], {}, {}
+    for k, b in budgets.items():
+        quality = read_quality(Path(b.folder))
+        text = b.describe() + (f"; {quality['summary']}" if quality else "")
+        lines.append((k_label(k), text))
+        if not b.equal:
+            most = max(b.seen.values(), default=0)
+            notes[k_label(k)] = (f" — NOT an equal-budget comparison: its generator saw up to {most} real images "
+                                 "per person" if not b.unverifiable else " — its generator's data is unknown")
+        if quality:
+            identity[k_label(k)] = quality["identity_ratio"]
+    return lines, notes, identity
 
 
 def run_evaluation(cfg: EvalConfig, tracking_dir: Path | None = None, parent_run_id: str | None = None,
                    echo=print) -> EvalOutcome:
-    """Everything is checked before training; the report folder appears only when complete."""
+    """Everything is checked before any test image is scored; the report folder appears only when complete."""
     out = Path(cfg.out).resolve()
     if out.exists():
         raise FileExistsError(f"{out} already exists; choose another --out or remove it")
     tracking_dir = Path(tracking_dir or out.parent).resolve()
     t0 = time.perf_counter()
-    data = load_eval_data(cfg.data, cfg.synthetic, cfg.oracle, cfg.image_size)
-    leak = check_leakage(data)
-    echo(leak.summary())
+    manifest = Manifest.load(Path(cfg.data))
+    check_generators(manifest, [synthetic_info(Path(f)) for f in cfg.synthetic])
+    assignment, budgets = assign_generators(manifest, list(cfg.synthetic), cfg.ks, cfg.allow_generator_extra_data)
+    data = load_eval_data(cfg.data, assignment, cfg.oracle, cfg.image_size)
     specs = plan_runs(cfg, data.oracle is not None)
     notes = check_plan(data, specs)
     if data.oracle is None:
         notes.append("oracle arm skipped: no --oracle folder (only simulated data has fresh images of the same "
                      "persons); the ceiling of a perfect generator is unknown")
-    for what, s in (("synthetic", data.synthetic), ("oracle", data.oracle)):
+    for what, s in [("synthetic", s) for s in data.synthetic.values()] + [("oracle", data.oracle)]:
         if s is not None and s.skipped:
             notes.append(f"{s.skipped} unusable {what} files skipped (list them with `mdaug validate {s.root}`)")
-    for n in notes:
+    for n in dict.fromkeys(notes):
         echo(f"note: {n}")
     connect_ray(cfg.cpus_per_run)
+    data_ref = ray.put(data)
+    steps, curve, converged, probe = choose_steps(data_ref, data, specs, cfg, echo)
+    leak = check_leakage(data, probe)
+    echo(leak.summary())
+    generators, budget_notes, identity = _generators(budgets, data)
+    primary = primary_name(cfg)
     tmp = out.parent / f".{out.name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    tags = {"kind": EVAL_TAG, "manifest_hash": data.manifest.content_hash(),
-            "dit_sha256": str(data.synthetic_info.get("dit_sha256")), "leakage_check": "passed"}
+    tags = {"kind": EVAL_TAG, "manifest_hash": data.manifest.content_hash(), "leakage_check": "passed",
+            "dit_sha256": ",".join(sorted({str(i.get("dit_sha256")) for i in data.synthetic_info.values()}))}
     with mlflow_run(tracking_dir, cfg.experiment, "evaluation", tags, parent_run_id) as (client, run_id):
-        log_params(client, run_id, flatten(asdict(cfg)) | {"runs": len(specs), "test_images": len(data.test.paths)})
+        log_params(client, run_id, flatten(asdict(cfg)) | {"runs": len(specs), "test_images": len(data.test.paths),
+                                                           "steps_used": steps, "primary": primary,
+                                                           "converged": converged})
         (tmp / "leakage.json").write_text(json.dumps(leak.to_dict(), indent=1))
         exp = client.get_run(run_id).info.experiment_id
-        data_ref = ray.put(data)
         task = ray.remote(_train).options(num_cpus=cfg.cpus_per_run, num_gpus=cfg.gpus_per_run)
-        pending = [task.remote(data_ref, spec, cfg) for spec in specs]
+        pending = [task.remote(data_ref, spec, cfg, steps) for spec in specs]
         index = {ref: i for i, ref in enumerate(pending)}
         results: list[RunResult] = []
         try:
@@ -128,20 +191,27 @@ def run_evaluation(cfg: EvalConfig, tracking_dir: Path | None = None, parent_run
                 ray.cancel(ref, force=True)
         order = {s: i for i, s in enumerate(specs)}
         results.sort(key=lambda r: order[r.spec])
+        context = {"primary": primary, "bootstrap": cfg.bootstrap, "budgets": budget_notes, "identity": identity}
         (tmp / "results.json").write_text(json.dumps([r.to_dict() for r in results]))
-        rows = summarize(results)
-        lines = verdict(rows)
+        (tmp / "context.json").write_text(json.dumps(context, indent=1))
+        rows = summarize(results, primary, cfg.bootstrap)
+        lines = verdict(rows, budget_notes, identity)
         write_tables(rows, tmp)
         (tmp / "verdict.txt").write_text("\n".join(lines) + "\n")
         wall = time.perf_counter() - t0
-        facts = {"data": cfg.data, "synthetic": cfg.synthetic, "oracle": str(cfg.oracle),
+        facts = {"data": cfg.data, "synthetic": ", ".join(cfg.synthetic), "oracle": str(cfg.oracle),
                  "test images": str(len(data.test.paths)), "trainings": str(len(specs)),
-                 "steps per training": str(cfg.steps), "classifier input": f"{data.test.images.shape[-1]}² px",
-                 "wall time": f"{wall:.0f} s", "MLflow run": run_id, "leakage check": leak.summary()}
-        report = write_report(tmp, rows, lines, _figures(data, results, rows, tmp), facts, notes)
-        client.log_batch(run_id, metrics=[Metric(_metric_name(r.arm, r.k), r.gain, 0, 0) for r in rows
+                 "steps per training": f"{steps} (convergence probe: " + ", ".join(
+                     f"{a:.1%} after {n}" for n, a in curve) + " validation accuracy; "
+                 + ("converged" if converged else "not converged: raise --max-steps") + ")",
+                 "classifier input": f"{data.test.images.shape[-1]}² px", "wall time": f"{wall:.0f} s",
+                 "MLflow run": run_id, "leakage check": leak.summary()}
+        report = write_report(tmp, rows, lines, _figures(data, results, rows, primary, tmp), facts, notes,
+                              generators)
+        now = int(time.time() * 1000)
+        client.log_batch(run_id, metrics=[Metric(_metric_name(r.arm, r.k), r.gain, now, 0) for r in rows
                                           if not math.isnan(r.gain)]
-                         + [Metric("wall_time_s", wall, 0, 0)])
+                         + [Metric("wall_time_s", wall, now, 0), Metric("steps_used", steps, now, 0)])
         client.set_tag(run_id, "verdict", lines[0][:5000] if lines else "")
         client.log_artifacts(run_id, str(tmp))
         tmp.rename(out)
@@ -164,16 +234,9 @@ def latest_evaluation(client, experiment: str, run_id: str | None = None):
     return runs[0]
 
 
-def results_from_mlflow(client, parent) -> list[RunResult]:
-    """Rebuild the per-run results of an evaluation from its child runs."""
-    from mdaug.evaluation.arms import RunSpec
-
-    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
-                                  max_results=50000)
-    out = []
-    for c in sorted(children, key=lambda c: int(c.data.params["plan_index"])):
-        p, m = c.data.params, c.data.metrics
-        spec = RunSpec(p["arm"], 0 if p["k"] == "all" else int(p["k"]), int(p["seed"]), float(p["ratio"]))
-        out.append(RunResult(spec, m["accuracy"], m["macro_f1"], [], [], int(m["train_images"]), m["seconds"]))
-    return out
-
+def results_from_mlflow(client, parent) -> tuple[list[RunResult], dict]:
+    """The per-run results (with per-image outcomes) and the verdict's context, from the run's artifacts."""
+    with tempfile.TemporaryDirectory() as tmp:
+        results = json.loads(Path(client.download_artifacts(parent.info.run_id, "results.json", tmp)).read_text())
+        context = json.loads(Path(client.download_artifacts(parent.info.run_id, "context.json", tmp)).read_text())
+    return [RunResult.from_dict(r) for r in results], context

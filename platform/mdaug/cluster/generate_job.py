@@ -3,6 +3,7 @@ atomic output folder, one MLflow run with a real | generated grid per person."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from mdaug.assessment import QUALITY, assess, read_quality
 from mdaug.cluster.tracking import log_params, mlflow_run
 from mdaug.data.images import load_image
 from mdaug.data.manifest import Manifest
@@ -48,23 +50,43 @@ def comparison_grid(gen: Generator, folder: Path, job: GenerationJob, per_row: i
         imgs = []
         if real is not None:
             train = [r for r in real.split("train") if r.person == p][:per_row]
-            imgs += [tensor_image(torch.from_numpy(load_image(Path(real.root) / r.path, real.channels))) for r in train]
+            imgs += [tensor_image(torch.from_numpy(load_image(Path(real.root) / r.path, real.channels)), real.channels)
+                     for r in train]
         imgs += [Image.open(folder / file_name(p, i, fmt)) for i in range(min(per_row, job.per_person))]
         rows.append((f"ID {p}", imgs))
     return labelled_grid(rows, cell=64)
 
 
+def assess_output(gen: Generator, out: Path, classifier: Path | None) -> dict | None:
+    """quality.json of the finished set (identity, memorisation), when the identity classifier and the training
+    manifest are at hand; None otherwise."""
+    manifest_path = gen.info.get("training_manifest")
+    if classifier is None or not classifier.is_file() or not manifest_path or not Path(manifest_path).is_file():
+        return None
+    quality = read_quality(out)
+    if quality is None:
+        manifest = Manifest.load(Path(manifest_path))
+        quality = assess(out, manifest, gen.seen_rows(manifest), classifier)
+        (out / QUALITY).write_text(json.dumps(quality, indent=1))
+    return quality
+
+
 def run_generate_job(dit: str, out: Path, per_person: int, sampling: SamplingConfig, persons: list[int] | None = None,
                      seed: int = 0, vae: str | None = None, workers: int = 2, gpus_per_worker: float = 0.0,
                      experiment: str = "mdaug", tracking_dir: Path | None = None, batch: int = 64,
-                     parent_run_id: str | None = None) -> Path:
+                     parent_run_id: str | None = None, classifier: Path | None = None) -> Path:
+    """Generate per_person images of every (or each given) person into `out`; then measure the set's identity
+    ratio and memorisation with the identity classifier (default: classifier/classifier.pt beside the DiT's
+    folder) into out/quality.json."""
     gen = Generator.load(dit, vae)
     job = GenerationJob(per_person, check_job(gen, per_person, persons), seed, sampling, batch)
     expected = manifest_for(gen, job)
     out = Path(out).resolve()
+    classifier = Path(classifier) if classifier else Path(dit).resolve().parent.parent / "classifier" / "classifier.pt"
     partial = prepare_output(out, expected)
     if partial is None:
         print(f"{out} already holds this generation ({len(expected['images'])} images); nothing to do")
+        assess_output(gen, out, classifier)
         return out
     tracking_dir = tracking_dir or Path(dit).resolve().parent.parent
     tags = {"stage": "generate", "dit_sha256": gen.info["dit_sha256"],
@@ -94,5 +116,13 @@ def run_generate_job(dit: str, out: Path, per_person: int, sampling: SamplingCon
         comparison_grid(gen, out, job).save(grid)
         client.log_artifact(run_id, str(grid))
         client.log_artifact(run_id, str(out / "manifest.json"))
+        quality = assess_output(gen, out, classifier)
+        if quality is not None:
+            client.log_artifact(run_id, str(out / QUALITY))
+            measured = {k: quality[k] for k in ("identity_ratio", "identity_accuracy")}
+            for k, v in (measured | {f"memorisation.{m}": x for m, x in quality["memorisation"].items()}).items():
+                client.log_metric(run_id, k, float(v))
     print(f"wrote {len(job.items())} images to {out} in {seconds:.0f} s")
+    if quality is not None:
+        print(quality["summary"])
     return out

@@ -4,10 +4,12 @@ restarts from the latest checkpoint after a worker failure, MLflow logging from 
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import ray
 import ray.train
 import torch
@@ -15,24 +17,48 @@ from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, RayTrai
 from ray.train.torch import TorchTrainer
 
 from mdaug.cluster.config import TrainJobConfig
+from mdaug.training.batches import ordered_loader, shuffled_loader
+
+
+def shard_tensors(name: str) -> dict[str, torch.Tensor]:
+    """This worker's copy of a dataset, in memory, in a canonical order (by its `index` column): the data sets
+    are small (tiny latents ≈ 5 MB) and every epoch then costs no Ray Data work."""
+    ray.data.DataContext.get_current().enable_progress_bars = False  # one read per worker: no bars in the job log
+    parts: dict[str, list[np.ndarray]] = {}
+    for batch in ray.train.get_dataset_shard(name).iter_batches(batch_size=4096, batch_format="numpy"):
+        for k, v in batch.items():
+            parts.setdefault(k, []).append(v)
+    cols = {k: np.concatenate(v) for k, v in parts.items()}
+    order = np.argsort(cols.pop("index"), kind="stable")
+    return {k: torch.from_numpy(np.ascontiguousarray(v[order])) for k, v in cols.items() if v.dtype != object}
 
 
 def lightning_fit(module: pl.LightningModule, config: dict[str, Any], callbacks: list[pl.Callback]) -> None:
-    """Inside a Train worker: fit `module` on the dataset shards, resuming from Ray's latest checkpoint."""
+    """Inside a Train worker: fit `module` on the datasets, resuming from Ray's latest checkpoint.
+
+    Every worker holds the whole data set and takes its share of a fresh permutation each epoch (seeded by
+    the job's seed, the epoch and the pass): batches mix persons, epochs differ, the same seed repeats."""
     cfg = config["job"]
     gpu = cfg["gpus_per_worker"] > 0
     torch.set_num_threads(max(1, int(cfg["cpus_per_worker"])))
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")  # 1×1 convs; harmless
     if gpu and hasattr(module, "model"):
         module.model.compile()  # in place: state_dict keys unchanged
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
     batch = config["batch_size"]
-    train = ray.train.get_dataset_shard("train").iter_torch_batches(batch_size=batch, drop_last=True)
-    val = ray.train.get_dataset_shard("val").iter_torch_batches(batch_size=batch)
+    train_data = shard_tensors("train")
+    n = len(next(iter(train_data.values())))
+    steps = config.get("steps_per_epoch") or max(1, n // (batch * world))
+    train = shuffled_loader(train_data, batch, steps, cfg["seed"], rank, world)
+    val = ordered_loader(shard_tensors("val"), batch, rank, world)
     trainer = pl.Trainer(
         max_epochs=config["epochs"], accelerator="gpu" if gpu else "cpu", devices="auto",
         strategy=RayDDPStrategy(find_unused_parameters=config.get("find_unused", False)),
         plugins=[RayLightningEnvironment()], precision="bf16-mixed" if gpu else "32-true",
         callbacks=[RayTrainReportCallback(), *callbacks], enable_checkpointing=False, logger=False,
         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+        use_distributed_sampler=False,
     )
     trainer = prepare_trainer(trainer)
     checkpoint = ray.train.get_checkpoint()
@@ -73,6 +99,7 @@ def fit_with_ray(cfg: TrainJobConfig, loop, loop_config: dict[str, Any], dataset
             failure_config=ray.train.FailureConfig(max_failures=cfg.max_failures),
         ),
         datasets=datasets,
+        dataset_config=ray.train.DataConfig(datasets_to_split=[]),  # every worker reads all; see lightning_fit
     )
     return trainer.fit()
 

@@ -17,14 +17,14 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 
 from mdaug.cluster.tracking import log_params, mlflow_run, tracking_uri
-from mdaug.data.images import load_split
+from mdaug.data.images import load_rows, load_split
 from mdaug.data.manifest import Manifest
 from mdaug.flow.sampler import SamplingConfig
 from mdaug.generation import Generator, image_seed
+from mdaug.memorisation import memorisation
 from mdaug.metrics import fidelity
-from mdaug.models.classifier import SpectrogramResNet
+from mdaug.models.classifier import load_classifier
 from mdaug.tables import markdown_table
-from mdaug.training.classifier_module import train_classifier
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,6 @@ class SweepConfig:
     steps: tuple[int, int] = (8, 250)
     cfg_interval_start: tuple[float, float] = (0.0, 0.3)
     timestep_shift: tuple[float, float] = (0.1, 1.0)
-    classifier_steps: int = 300  # feature classifier, trained on the real train split
     seed: int = 0
 
 
@@ -65,9 +64,8 @@ def trial(config: dict) -> None:
     torch.set_num_threads(1)
     ctx = config["ctx"]
     gen = Generator.load(ctx["dit"], ctx["vae"])
-    clf = SpectrogramResNet(ctx["in_channels"], ctx["num_classes"], ctx["width"])
-    clf.load_state_dict(torch.load(ctx["classifier"], weights_only=True))
-    real, real_labels = ray.get(ctx["val_ref"])
+    clf, info = load_classifier(Path(ctx["classifier"]))
+    real, real_labels, seen = ray.get(ctx["val_ref"])
     sampling = SamplingConfig(steps=int(config["steps"]), cfg_scale=float(config["cfg_scale"]),
                               cfg_interval_start=float(config["cfg_interval_start"]),
                               timestep_shift=float(config["timestep_shift"]))
@@ -79,7 +77,10 @@ def trial(config: dict) -> None:
     if fake.shape[1] != real.shape[1]:
         fake = fake.mean(1, keepdim=True) if real.shape[1] == 1 else fake.expand(-1, real.shape[1], -1, -1)
     fid = fidelity(clf, real, real_labels.numpy(), fake, np.array([gen.labels[p] for p, _ in items]))
-    metrics = {**fid.to_dict(), "images_per_s": rate}
+    copies = memorisation(clf, seen, real, fake)
+    metrics = {**fid.to_dict(), "identity_ratio": fid.conditional_accuracy / info["val_accuracy"],
+               "memorisation_feature_ratio": copies.feature_ratio, "memorisation_pixel_ratio": copies.pixel_ratio,
+               "near_copies": copies.feature_near_copies, "images_per_s": rate}
     client = MlflowClient(ctx["tracking_uri"])
     run = client.create_run(ctx["experiment_id"], tags={"mlflow.parentRunId": ctx["parent_run_id"],
                                                         "mlflow.runName": f"trial-{tune.get_context().get_trial_id()}",
@@ -111,8 +112,11 @@ def plot_trials(df, path: Path) -> None:
 
 
 def run_sweep(dit: str, data: str | None, out: Path, cfg: SweepConfig, vae: str | None = None,
-              experiment: str = "mdaug", tracking_dir: Path | None = None, parent_run_id: str | None = None) -> dict:
-    """Returns the best sampling settings (also written to out/best_sampling.yaml)."""
+              experiment: str = "mdaug", tracking_dir: Path | None = None, parent_run_id: str | None = None,
+              classifier: str | None = None) -> dict:
+    """Returns the best sampling settings (also written to out/best_sampling.yaml). `classifier`: the identity
+    classifier (default: classifier/classifier.pt beside the DiT's folder); scored on the real validation
+    split, which neither the generator nor that classifier trained on."""
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     gen = Generator.load(dit, vae)
@@ -120,19 +124,17 @@ def run_sweep(dit: str, data: str | None, out: Path, cfg: SweepConfig, vae: str 
     if not data:
         raise ValueError(f"{dit} records no training manifest; pass --data MANIFEST")
     manifest = Manifest.load(Path(data))
-    size = gen.vae.config.resolution
-    train_x, train_y = load_split(manifest, "train", size)
-    val_x, val_y = load_split(manifest, "val", size)
+    classifier = classifier or str(Path(dit).resolve().parent.parent / "classifier" / "classifier.pt")
+    _, info = load_classifier(Path(classifier))
+    val_x, val_y = load_split(manifest, "val", info["size"], info["channels"])
+    seen_x, _ = load_rows(manifest, gen.seen_rows(manifest), info["size"], info["channels"])
     tracking_dir = tracking_dir or Path(dit).resolve().parent.parent
     with mlflow_run(tracking_dir, experiment, "sweep-sampling", {"stage": "sweep"}, parent_run_id) as (client, run_id):
         log_params(client, run_id, {f"sweep.{k}": v for k, v in cfg.__dict__.items()})
-        clf = train_classifier(train_x, train_y, manifest.num_classes, steps=cfg.classifier_steps, seed=cfg.seed)
-        torch.save(clf.state_dict(), out / "feature_classifier.pt")
         if not ray.is_initialized():
             ray.init(include_dashboard=False)
-        ctx = {"dit": str(Path(dit).resolve()), "vae": vae, "classifier": str(out / "feature_classifier.pt"),
-               "in_channels": train_x.shape[1], "num_classes": manifest.num_classes, "width": 32,
-               "val_ref": ray.put((val_x, val_y)), "per_person": cfg.per_person, "seed": cfg.seed,
+        ctx = {"dit": str(Path(dit).resolve()), "vae": vae, "classifier": str(Path(classifier).resolve()),
+               "val_ref": ray.put((val_x, val_y, seen_x)), "per_person": cfg.per_person, "seed": cfg.seed,
                "tracking_uri": tracking_uri(tracking_dir), "parent_run_id": run_id,
                "experiment_id": client.get_run(run_id).info.experiment_id}
         os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
@@ -150,7 +152,8 @@ def run_sweep(dit: str, data: str | None, out: Path, cfg: SweepConfig, vae: str 
             raise RuntimeError(f"{len(errors)} of {cfg.trials} trials failed; first: {errors[0]}")
         df = results.get_dataframe().sort_values("frechet")
         cols = ["config/cfg_scale", "config/steps", "config/cfg_interval_start", "config/timestep_shift",
-                "frechet", "conditional_accuracy", "diversity_ratio", "images_per_s"]
+                "frechet", "conditional_accuracy", "identity_ratio", "diversity_ratio", "memorisation_feature_ratio",
+                "near_copies", "images_per_s"]
         table = df[cols].rename(columns=lambda c: c.replace("config/", ""))
         table.to_csv(out / "trials.csv", index=False)
         (out / "trials.md").write_text(markdown_table(table.to_dict("records")))

@@ -6,7 +6,7 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -78,12 +78,13 @@ def log_params(client: MlflowClient, run_id: str, params: dict) -> None:
 
 
 class EpochLogger(pl.Callback):
-    """Rank 0 logs per-epoch metrics, throughput (img/s over all workers), epoch time and a grid image.
+    """Rank 0 logs per-epoch metrics, throughput (img/s over all workers), epoch time, and what `report`
+    (module → (metrics, grid image or None)) measures, e.g. identity ratios and a sample grid.
 
     Placed after Ray's report callback, so an epoch is logged only once its checkpoint exists."""
 
-    def __init__(self, uri: str, run_id: str, grid_fn=None) -> None:
-        self.uri, self.run_id, self.grid_fn = uri, run_id, grid_fn
+    def __init__(self, uri: str, run_id: str, report: Callable | None = None) -> None:
+        self.uri, self.run_id, self.report = uri, run_id, report
         self.t0, self.images = 0.0, 0
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
@@ -100,18 +101,29 @@ class EpochLogger(pl.Callback):
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         metrics |= {"epoch_time_s": seconds, "throughput_img_s": self.images * trainer.world_size / seconds,
                     "global_step": float(trainer.global_step)}
+        measured, grid = self.report(pl_module) if self.report is not None else ({}, None)
+        metrics |= measured
         client = MlflowClient(self.uri)
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         client.log_batch(self.run_id, metrics=[Metric(k, v, now, epoch) for k, v in metrics.items()])
-        if self.grid_fn is not None:
-            grid = self.grid_fn(pl_module)
-            if grid is not None:
-                with tempfile.TemporaryDirectory() as tmp:
-                    path = Path(tmp) / f"epoch_{epoch:03d}.png"
-                    grid.save(path)
-                    client.log_artifact(self.run_id, str(path), artifact_path="grids")
+        if grid is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / f"epoch_{epoch:03d}.png"
+                grid.save(path)
+                client.log_artifact(self.run_id, str(path), artifact_path="grids")
+
+
+def last_metrics(tracking: dict[str, str], names: tuple[str, ...]) -> dict[str, float]:
+    """The last logged value of each metric of the job's run (empty where it was not logged)."""
+    client = MlflowClient(tracking["tracking_uri"])
+    out = {}
+    for name in names:
+        history = client.get_metric_history(tracking["run_id"], name)
+        if history:
+            out[name] = max(history, key=lambda m: m.step).value
+    return out
 
 
 def reconstruction_grid(module) -> Image.Image | None:

@@ -6,10 +6,14 @@ import time
 from pathlib import Path
 
 from mdaug.cluster.config import TrainJobConfig, flatten, to_yaml
+from mdaug.cluster.dit_stage import train_dit
 from mdaug.cluster.preflight import check_resources, load_verified_manifest
 from mdaug.cluster.ray_session import connect_ray
-from mdaug.cluster.stages import STAGE_FUNCTIONS
+from mdaug.cluster.stages import extract_latents, train_identity_classifier, train_vae
 from mdaug.cluster.tracking import log_params, mlflow_run, tracking_uri
+
+STAGE_FUNCTIONS = {"classifier": train_identity_classifier, "vae": train_vae, "latents": extract_latents,
+                   "dit": train_dit}
 
 
 def run_train_job(cfg: TrainJobConfig, parent_run_id: str | None = None) -> dict[str, Path]:
@@ -21,11 +25,14 @@ def run_train_job(cfg: TrainJobConfig, parent_run_id: str | None = None) -> dict
     out.mkdir(parents=True, exist_ok=True)
     tags = {"stage": cfg.stage, "preset": cfg.preset, "config_hash": cfg.config_hash(),
             "manifest_hash": manifest.content_hash()}
+    if cfg.stage == "dit" and cfg.dit.train_per_person:
+        tags["train_per_person"] = str(cfg.dit.train_per_person)
     tracking_dir = Path(cfg.tracking_dir).resolve() if cfg.tracking_dir else out
     with mlflow_run(tracking_dir, cfg.experiment, f"train-{cfg.stage}", tags, parent_run_id) as (client, run_id):
         log_params(client, run_id, flatten(cfg.to_dict()))
-        (out / cfg.stage).mkdir(parents=True, exist_ok=True)
-        config_file = out / cfg.stage / "config.yaml"
+        stage_dir = cfg.dit_dir if cfg.stage == "dit" else out / cfg.stage
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        config_file = stage_dir / "config.yaml"
         config_file.write_text(to_yaml(cfg))
         client.log_artifact(run_id, str(config_file))
         client.log_artifact(run_id, str(Path(cfg.data).resolve()))

@@ -4,7 +4,9 @@ Conversion rules (documented in the README):
 - alpha (RGBA, LA, PA) is composited over black: a transparent pixel carries no energy;
 - 16-bit and 32-bit integer gray (I;16, I) is scaled linearly from its full range 0..65535 to 0..255;
 - palette (P) images are expanded to RGB first;
-- 'gray' output averages colour images with ITU-R 601 luma weights; 'rgb' output repeats gray in 3 channels.
+- 'gray' output averages colour images with ITU-R 601 luma weights; 'rgb' output repeats gray in 3 channels;
+- 'jet' output inverts the jet colormap: one channel holding the value each pixel's colour encodes
+  (mdaug.data.colormap), resized after the inversion (blending colours would leave the colormap).
 """
 
 from __future__ import annotations
@@ -44,21 +46,40 @@ def convert_mode(img: Image.Image, channels: str) -> Image.Image:
     raise ValueError(f"channels must be 'gray' or 'rgb', got {channels!r}")
 
 
+CHANNEL_MODES = ("gray", "rgb", "jet")
+
+
+def model_channels(data_channels: str, in_channels: int) -> str:
+    """The mode a model with `in_channels` reads data of `data_channels` in: pseudo-colour (jet) data is
+    inverted to its one scalar for one-channel models and read as colour by three-channel ones."""
+    if in_channels == 1:
+        return "jet" if data_channels == "jet" else "gray"
+    return "rgb"
+
+
 def load_image(path: Path, channels: str, size: int | None = None) -> np.ndarray:
     """Decode, convert, optionally resize (bilinear) → float32 CHW in [-1, 1]."""
     with Image.open(path) as im:
-        img = convert_mode(im, channels)
+        img = convert_mode(im, "rgb" if channels == "jet" else channels)
+    if channels == "jet":
+        from mdaug.data.colormap import invert
+
+        img = Image.fromarray(invert(np.asarray(img)) * 255.0, mode="F")
     if size is not None and img.size != (size, size):
         img = img.resize((size, size), Image.BILINEAR)
     arr = np.asarray(img, dtype=np.float32) / 127.5 - 1.0
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 
-def load_split(manifest, split: str, size: int, channels: str | None = None):
-    """All images of a manifest split as one float tensor (N, C, size, size) in [-1, 1] and their labels."""
+def load_rows(manifest, rows: list, size: int, channels: str | None = None):
+    """Manifest rows as one float tensor (N, C, size, size) in [-1, 1] and their labels."""
     import torch
 
-    rows = manifest.split(split)
     root = Path(manifest.root)
     images = np.stack([load_image(root / r.path, channels or manifest.channels, size) for r in rows])
     return torch.from_numpy(images), torch.tensor([r.label for r in rows])
+
+
+def load_split(manifest, split: str, size: int, channels: str | None = None):
+    """All images of a manifest split as one float tensor (N, C, size, size) in [-1, 1] and their labels."""
+    return load_rows(manifest, manifest.split(split), size, channels)

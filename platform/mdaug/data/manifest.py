@@ -17,6 +17,7 @@ class Row:
     label: int
     sha256: str
     split: str
+    group: str = ""  # recording group (mdaug split --group); all of a group's images share one split
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Manifest:
     test: float
     train_per_person: int | None
     rows: list[Row] = field(default_factory=list)
+    group_pattern: str | None = None  # the --group regex the split kept recordings together by
     excluded: list[dict] = field(default_factory=list)  # validation problems that removed files
 
     @property
@@ -39,6 +41,17 @@ class Manifest:
         if name not in SPLITS:
             raise ValueError(f"unknown split {name!r}; use one of {SPLITS}")
         return [r for r in self.rows if r.split == name]
+
+    def first_per_person(self, k: int) -> list[Row]:
+        """The first k train rows of each person in the split's order (all for k = 0): the nested subsets an
+        evaluation at k trains on, and all a generator for that k may see."""
+        taken: dict[int, int] = {}
+        out = []
+        for r in self.split("train"):
+            if not k or taken.get(r.person, 0) < k:
+                taken[r.person] = taken.get(r.person, 0) + 1
+                out.append(r)
+        return out
 
     def hashes(self, splits: tuple[str, ...] = SPLITS) -> dict[str, list[str]]:
         """sha256 → paths, over the given splits."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,46 +16,63 @@ def _order_key(seed: int, sha: str) -> str:
     return hashlib.sha256(f"{seed}:{sha}".encode()).hexdigest()
 
 
+def group_key(path: str, sha256: str, pattern: re.Pattern | None) -> tuple[str, str]:
+    """(ordering key, recording group) of an image: its --group match, else its content."""
+    m = pattern.search(path) if pattern is not None else None
+    if m is None:
+        return f"sha:{sha256}", ""
+    group = m.group(1) if pattern.groups else m.group(0)
+    return f"group:{group}", group
+
+
 def split_report(report: ValidationReport, val: float = 0.15, test: float = 0.15,
-                 train_per_person: int | None = None, seed: int = 0) -> Manifest:
+                 train_per_person: int | None = None, seed: int = 0, group: str | None = None) -> Manifest:
     """Split the usable images of a validation report.
 
-    Per person, groups of identical content are ordered by sha256(seed:content); the first groups fill
-    test, the next val, the rest train. The order depends on content and seed only, so val/test do not
-    change with train_per_person, and the first K train images nest (K=5 ⊂ K=10 ⊂ all)."""
+    Per person, groups are ordered by sha256(seed:key); the first groups fill test, the next val, the rest
+    train. A group is the images of identical content, or with `group` (a regex searched in each relative
+    path; its first capture group, else the whole match, names the recording) every image of one recording:
+    overlapping windows cut from one recording never land on both sides. The order depends on content (or
+    group name) and seed only, so val/test do not change with train_per_person, and the first K train images
+    nest (K=5 ⊂ K=10 ⊂ all)."""
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise ValueError(f"val ({val}) and test ({test}) must be fractions in [0, 1) summing to below 1")
     if train_per_person is not None and train_per_person < 1:
         raise ValueError(f"--train-per-person must be ≥ 1, got {train_per_person}")
-    by_person: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    try:
+        pattern = re.compile(group) if group else None
+    except re.error as err:
+        raise ValueError(f"--group {group!r} is not a valid regular expression: {err}") from None
+    by_person: dict[int, dict[str, list[tuple[str, str, str]]]] = defaultdict(lambda: defaultdict(list))
     for r in report.usable:
-        by_person[r.person][r.sha256].append(r.path)
+        key, name = group_key(r.path, r.sha256, pattern)
+        by_person[r.person][key].append((r.path, r.sha256, name))
     rows: list[Row] = []
     for pid, groups in sorted(by_person.items()):
-        order = sorted(groups, key=lambda sha: _order_key(seed, sha))
+        order = sorted(groups, key=lambda key: _order_key(seed, key.removeprefix("sha:")))
         n = sum(len(groups[s]) for s in order)
         quota = {"test": round(test * n), "val": round(val * n)}
         filled = {"test": 0, "val": 0}
         train_taken = 0
-        for sha in order:
+        for key in order:
             split = next((s for s in ("test", "val") if filled[s] < quota[s]), "train")
             if split == "train":
                 if train_per_person is not None and train_taken >= train_per_person:
                     continue
-                train_taken += len(groups[sha])
+                train_taken += len(groups[key])
             else:
-                filled[split] += len(groups[sha])
-            rows += [Row(p, pid, report.labels[pid], sha, split) for p in sorted(groups[sha])]
+                filled[split] += len(groups[key])
+            rows += [Row(p, pid, report.labels[pid], sha, split, name) for p, sha, name in sorted(groups[key])]
     excluded = [vars(p) for p in report.problems if p.kind in EXCLUDING]
     return Manifest(report.root, report.channels, report.labels, seed, val, test, train_per_person,
-                    rows, excluded)
+                    rows, excluded, group)
 
 
 def make_split(root: Path, val: float = 0.15, test: float = 0.15, train_per_person: int | None = None,
-               seed: int = 0, **validate_kwargs) -> tuple[Manifest, ValidationReport]:
+               seed: int = 0, group: str | None = None, **validate_kwargs) -> tuple[Manifest, ValidationReport]:
     """Validate root (bad files skipped and listed in the manifest), then split."""
     report = validate(root, **validate_kwargs)
-    return split_report(report, val, test, train_per_person, seed), report
+    return split_report(report, val, test, train_per_person, seed, group), report
 
 
 @dataclass(frozen=True)

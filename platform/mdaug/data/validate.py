@@ -51,6 +51,7 @@ class ValidationReport:
     labels: dict[int, int]  # person id → label index (sorted numeric ids)
     images: list[ImageRecord] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    colormap_fit: float | None = None  # colour data: mean distance of the pixels to the best colormap (0–255)
 
     @property
     def excluded(self) -> set[str]:
@@ -66,6 +67,7 @@ class ValidationReport:
             "root": self.root,
             "pattern": self.pattern,
             "channels": self.channels,
+            "colormap_fit": self.colormap_fit,
             "labels": {str(k): v for k, v in self.labels.items()},
             "persons": self.person_summary(),
             "problems": [asdict(p) for p in self.problems],
@@ -100,6 +102,12 @@ class ValidationReport:
             lines.append(f"ID_{row['person']:<4} {row['label']:>5} {row['images']:>6} {row['excluded']:>8}  "
                          f"{sizes or '-'} / {modes or '-'}")
         lines.append(f"{len(self.labels)} persons, {len(self.usable)} usable images, channels: {self.channels}")
+        if self.channels == "jet":
+            lines.append(f"pseudo-colour: the pixels fit the jet colormap (mean error {self.colormap_fit:.1f} of 255); "
+                         "they are read as the one value each colour encodes")
+        elif self.colormap_fit is not None:
+            lines.append(f"colour images fit no known colormap (best mean error {self.colormap_fit:.1f} of 255); "
+                         "read as RGB")
         if self.problems:
             lines.append(f"{len(self.problems)} problems ({len(self.excluded)} files excluded):")
             lines += [f"  [{p.kind}] {p.path}: {p.reason}" for p in self.problems]
@@ -187,11 +195,27 @@ def validate(root: Path, pattern: str = DEFAULT_PATTERN, channels: str = "auto",
         digest = hashlib.sha256(f.read_bytes()).hexdigest()
         images.append(ImageRecord(rel, pid, digest, *info))
     problems += _duplicates(images)
+    fit = None
     if channels == "auto":
         ok = {r.path for r in images} - {p.path for p in problems if p.kind in EXCLUDING}
-        colour = any(r.mode not in SINGLE_CHANNEL_MODES for r in images if r.path in ok)
-        channels = "rgb" if colour else "gray"
-    return ValidationReport(str(root), pattern, channels, labels, images, problems)
+        colour = [r for r in images if r.path in ok and r.mode not in SINGLE_CHANNEL_MODES]
+        channels, fit = _colour_mode(root, colour) if colour else ("gray", None)
+    return ValidationReport(str(root), pattern, channels, labels, images, problems, fit)
+
+
+def _colour_mode(root: Path, colour: list[ImageRecord], sample: int = 16) -> tuple[str, float]:
+    """'jet' when evenly spaced sample images all fit the jet colormap, else 'rgb'; with the fit error."""
+    import numpy as np
+
+    from mdaug.data.colormap import detect
+
+    picks = colour[:: max(1, len(colour) // sample)][:sample]
+    arrays = []
+    for r in picks:
+        with Image.open(root / r.path) as im:
+            arrays.append(np.asarray(im.convert("RGB")))
+    name, error = detect(arrays)
+    return ("jet" if name == "jet" else "rgb"), error
 
 
 def _duplicates(images: list[ImageRecord]) -> list[Problem]:

@@ -1,8 +1,10 @@
 """The arms of the evaluation and the training set of each run.
 
-For one (k, seed) every arm starts from the same real subset, so arm − real is a paired difference.
-Images are picked per person with generators seeded by (seed, label, source): reproducible, and the
-picks for a smaller k are the first images of a larger one."""
+At one k every arm trains on the same real images: the first k train images of each person in the split's
+order (the nested `mdaug split --train-per-person k` subsets), for every seed — exactly what a generator for
+that k may have seen. A seed fixes the classifier's initialisation (shared by the arms of that seed, so
+arm − comparator is a paired difference), its batch draws and which added images are drawn; the A/A arm
+repeats `real` with an independent seed stream, so its difference is pure training noise."""
 
 from __future__ import annotations
 
@@ -14,17 +16,24 @@ import torch
 from mdaug.evaluation.config import ALL, EvalConfig, k_label
 from mdaug.evaluation.sets import EvalData, ImageSet
 
-REAL, CLASSIC, SYNTHETIC, COMBINED, TSTR, ORACLE, NEGATIVE = (
-    "real", "real+classic", "real+synthetic", "real+synthetic+classic", "synthetic-only", "oracle", "negative")
+REAL, CLASSIC, SYNTHETIC, COMBINED, TSTR, ORACLE, NEGATIVE, AA = (
+    "real", "real+classic", "real+synthetic", "real+synthetic+classic", "synthetic-only", "oracle", "random-labels",
+    "A/A")
 ARM_HELP = {
-    REAL: "real images only (the baseline)",
-    CLASSIC: "real with classic augmentation (time shift, masks, gain, noise)",
-    SYNTHETIC: "real plus r × (real count) generated images per person",
-    COMBINED: "real plus generated images, with classic augmentation",
-    TSTR: "generated images only, tested on real (train-synthetic-test-real)",
-    ORACLE: "real plus fresh simulator images of the same persons: the ceiling of a perfect generator",
-    NEGATIVE: "real plus generated images with random labels: carries no person information, must not help",
+    REAL: "k real images per person (the baseline)",
+    SYNTHETIC: "real plus r × k generated images per person; at the reference ratio: the pre-registered primary "
+               "comparison against real",
+    CLASSIC: "real with classic augmentation (time shift, time/frequency masks sparing the torso band, gain, noise)",
+    COMBINED: "real plus generated images, with classic augmentation; compared with real+classic",
+    TSTR: "k generated images per person only, tested on real (train-synthetic-test-real)",
+    ORACLE: "real plus fresh simulator images of the same persons: the ceiling of a perfect generator (control)",
+    NEGATIVE: "real plus the generated images with random labels: a harm check (label noise must not help)",
+    AA: "real again with an independent seed stream: its gain over real must be non-significant (control of the "
+        "primary test's false-positive rate)",
 }
+ALL_ARMS = tuple(ARM_HELP)
+COMPARATOR = {CLASSIC: REAL, SYNTHETIC: REAL, COMBINED: CLASSIC, TSTR: REAL, ORACLE: REAL, NEGATIVE: REAL, AA: REAL}
+RATIO_ARMS = (COMBINED, ORACLE, NEGATIVE)  # run at the reference ratio only
 
 
 @dataclass(frozen=True)
@@ -43,14 +52,31 @@ class RunSpec:
     def classic(self) -> bool:
         return self.arm in (CLASSIC, COMBINED)
 
+    @property
+    def train_seed(self) -> int:
+        """The classifier's seed: shared by the arms of one seed, another stream for A/A."""
+        return self.seed + (1_000_003 if self.arm == AA else 0)
+
 
 def plan_runs(cfg: EvalConfig, has_oracle: bool) -> list[RunSpec]:
-    """Every (arm, k, seed) to train; the oracle arm only when oracle images are given."""
-    ref = cfg.reference_ratio
-    arms = [(REAL, 0.0), (CLASSIC, 0.0), *((SYNTHETIC, r) for r in cfg.ratios), (COMBINED, ref), (TSTR, 1.0)]
-    arms += [(ORACLE, ref)] if has_oracle else []
-    arms += [(NEGATIVE, ref)]
-    return [RunSpec(arm, k, seed, ratio) for k in cfg.ks for arm, ratio in arms for seed in range(cfg.seeds)]
+    """Every (arm, k, seed) to train: the primary pair at every k, the other arms at cfg.control_ks; the oracle
+    arm only when oracle images are given."""
+    arms: list[tuple[str, float]] = []
+    for arm in cfg.arm_list:
+        if arm == SYNTHETIC:
+            arms += [(SYNTHETIC, r) for r in cfg.ratios]
+        elif arm in RATIO_ARMS:
+            arms += [(arm, cfg.reference_ratio)] if arm != ORACLE or has_oracle else []
+        else:
+            arms.append((arm, 1.0 if arm == TSTR else 0.0))
+    primary = {(REAL, 0.0), (SYNTHETIC, cfg.reference_ratio)}
+    controls = set(cfg.ks if cfg.control_ks is None else cfg.control_ks)
+    return [RunSpec(arm, k, seed, ratio) for k in cfg.ks for arm, ratio in arms for seed in range(cfg.seeds)
+            if (arm, ratio) in primary or k in controls]
+
+
+def primary_name(cfg: EvalConfig) -> str:
+    return RunSpec(SYNTHETIC, 0, 0, cfg.reference_ratio).name
 
 
 def _pick(indices: np.ndarray, n: int, seed: int, label: int, source: int) -> np.ndarray:
@@ -63,9 +89,15 @@ def real_counts(train_counts: np.ndarray, k: int) -> np.ndarray:
     return train_counts if k == ALL else np.minimum(train_counts, k)
 
 
+def real_subset(train: ImageSet, num_classes: int, k: int) -> np.ndarray:
+    """Indices of the first k train images of each person, in the split's order (the nested subsets)."""
+    counts = real_counts(train.counts(num_classes), k)
+    return np.concatenate([train.indices_of(label)[:counts[label]] for label in range(num_classes)])
+
+
 def source_of(arm: str) -> str | None:
     """Which added set an arm draws from: 'oracle', 'synthetic', or None (real only)."""
-    return None if arm in (REAL, CLASSIC) else "oracle" if arm == ORACLE else "synthetic"
+    return None if arm in (REAL, CLASSIC, AA) else "oracle" if arm == ORACLE else "synthetic"
 
 
 def added_count(arm: str, ratio: float, real: np.ndarray) -> np.ndarray:
@@ -75,18 +107,14 @@ def added_count(arm: str, ratio: float, real: np.ndarray) -> np.ndarray:
     return real if arm == TSTR else np.ceil(real * ratio).astype(int)
 
 
-def is_generated_arm(name: str) -> bool:
-    """Arms that add generated images to the real ones (the candidates for a gain)."""
-    return name.startswith((SYNTHETIC + "@", COMBINED))
-
-
-def images_needed(specs: list[RunSpec], train_counts: np.ndarray) -> dict[str, int]:
-    """Most images of one person any run draws, per added set ('synthetic', 'oracle')."""
-    need = {"synthetic": 0, "oracle": 0}
+def images_needed(specs: list[RunSpec], train_counts: np.ndarray) -> dict[str, dict[int, int]]:
+    """Most images of one person any run at each k draws, per added set ('synthetic', 'oracle')."""
+    need: dict[str, dict[int, int]] = {"synthetic": {}, "oracle": {}}
     for s in specs:
         source = source_of(s.arm)
         if source is not None:
-            need[source] = max(need[source], int(added_count(s.arm, s.ratio, real_counts(train_counts, s.k)).max()))
+            n = int(added_count(s.arm, s.ratio, real_counts(train_counts, s.k)).max())
+            need[source][s.k] = max(need[source].get(s.k, 0), n)
     return need
 
 
@@ -104,7 +132,7 @@ def check_plan(data: EvalData, specs: list[RunSpec]) -> list[str]:
         what = source_of(arm)
         if what is None:
             continue
-        source = data.oracle if what == "oracle" else data.synthetic
+        source = data.oracle if what == "oracle" else data.synthetic[k]
         want = added_count(arm, ratio, real_counts(train_counts, k))
         have = source.counts(data.num_classes)
         lacking = np.flatnonzero(have < want)
@@ -118,21 +146,21 @@ def check_plan(data: EvalData, specs: list[RunSpec]) -> list[str]:
 
 def training_set(data: EvalData, spec: RunSpec) -> tuple[torch.Tensor, torch.Tensor]:
     """Images and labels the run trains on."""
+    real = real_subset(data.train, data.num_classes, spec.k)
     need = real_counts(data.train.counts(data.num_classes), spec.k)
     added = added_count(spec.arm, spec.ratio, need)
-    source = data.oracle if source_of(spec.arm) == "oracle" else data.synthetic
+    what = source_of(spec.arm)
     parts: list[tuple[ImageSet, np.ndarray, np.ndarray]] = []
-    for label in range(data.num_classes):
-        real = _pick(data.train.indices_of(label), int(need[label]), spec.seed, label, 0)
-        if spec.arm != TSTR:
-            parts.append((data.train, real, data.train.labels[real]))
-        if source_of(spec.arm) is None:
-            continue
-        extra = _pick(source.indices_of(label), int(added[label]), spec.seed, label, 1)
-        labels = source.labels[extra]
-        if spec.arm == NEGATIVE:
-            labels = np.random.default_rng([spec.seed, label, 2]).integers(0, data.num_classes, len(extra))
-        parts.append((source, extra, labels))
+    if spec.arm != TSTR:
+        parts.append((data.train, real, data.train.labels[real]))
+    if what is not None:
+        source = data.oracle if what == "oracle" else data.synthetic[spec.k]
+        for label in range(data.num_classes):
+            extra = _pick(source.indices_of(label), int(added[label]), spec.seed, label, 1)
+            labels = source.labels[extra]
+            if spec.arm == NEGATIVE:
+                labels = np.random.default_rng([spec.seed, label, 2]).integers(0, data.num_classes, len(extra))
+            parts.append((source, extra, labels))
     x = torch.cat([s.images[torch.from_numpy(i)] for s, i, _ in parts])
     y = torch.from_numpy(np.concatenate([lab for _, _, lab in parts])).long()
     return x, y

@@ -14,48 +14,82 @@ class EvalConfig:
     """What `eval/augmentation_gain.py` trains and compares.
 
     data: split manifest of the real data; its test split is the only test set.
-    synthetic: a generated folder (jobs/generate.py) with its manifest.json.
+    synthetic: generated folders (jobs/generate.py), each with its manifest.json naming what its generator saw;
+      the arms at k use the one whose generator saw, of the task's persons, only images of the k-subset.
     oracle: an ID_k folder of fresh simulator images of the same persons (simulated data only), or None.
-    ks: real train images per person; ALL (0) = all of them.
-    seeds: repetitions of every (arm, k); a seed fixes the real subset, the added images and the init.
-    ratios: real+synthetic@r adds r × (real count) generated images per person.
-    reference_ratio: the ratio of the combined, oracle and negative arms (must be one of `ratios`).
-    steps: optimizer steps per training, the same for every arm (more data is not more compute).
+    ks: real train images per person (the first k of each person in the split's order); ALL (0) = all.
+    control_ks: the k values at which the controls and secondary arms run (None: every k); the primary
+      comparison (real+synthetic@reference vs real) runs at every k.
+    seeds: repetitions of every (arm, k); ≥ 7 lets the exact sign-flip test reach a Holm-adjusted 5 % over
+      two k values (its smallest two-sided p is 2/2^seeds).
+    ratios: real+synthetic@r adds r × k generated images per person.
+    reference_ratio: the pre-registered primary comparison is real+synthetic@reference_ratio vs real; also the
+      ratio of the combined, oracle and random-label arms (must be one of `ratios`).
+    arms: which arms to run (None: all; real and real+synthetic always).
+    steps: optimizer steps per training, the same for every arm (more data is not more compute); with
+      `converge`, doubled (up to max_steps) until the largest arm's validation accuracy stops rising by more
+      than `convergence_points` (a probe on the validation split, before any test image is scored).
     image_size: classifier input size (images are resized); None = the data's own size.
+    allow_generator_extra_data: compare arms whose generator saw more real images than k anyway, labelled
+      with the generator's budget, instead of refusing.
     """
 
     data: str = ""
-    synthetic: str = ""
+    synthetic: tuple[str, ...] = ()
     out: str = "runs/eval"
     oracle: str | None = None
     ks: tuple[int, ...] = (5, 10, 20, ALL)
-    seeds: int = 5
+    control_ks: tuple[int, ...] | None = None
+    seeds: int = 8
     ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
     reference_ratio: float = 1.0
+    arms: tuple[str, ...] | None = None
     steps: int = 300
+    converge: bool = True
+    max_steps: int = 1200
+    convergence_points: float = 1.0
     batch_size: int = 32
     lr: float = 4e-3
-    width: int = 16
+    width: int = 128
     image_size: int | None = None
+    bootstrap: int = 2000
+    allow_generator_extra_data: bool = False
     cpus_per_run: float = 1.0
     gpus_per_run: float = 0.0
     experiment: str = "mdaug-eval"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
+        from mdaug.evaluation.arms import ALL_ARMS, REAL, SYNTHETIC
+
         if self.seeds < 2:
             raise ValueError(f"--seeds must be ≥ 2 for a confidence interval, got {self.seeds}")
         if not self.ks or any(k < 0 for k in self.ks):
             raise ValueError(f"--k takes positive counts or 'all', got {self.ks}")
         if not self.ratios or any(r <= 0 for r in self.ratios):
             raise ValueError(f"--ratios must be > 0, got {self.ratios}")
+        if self.control_ks is not None and not set(self.control_ks) <= set(self.ks):
+            raise ValueError(f"control k values {self.control_ks} must be among --k {self.ks}")
         if self.reference_ratio not in self.ratios:
             raise ValueError(f"reference ratio {self.reference_ratio} is not one of --ratios {self.ratios}")
+        unknown = set(self.arms or ()) - set(ALL_ARMS)
+        if unknown:
+            raise ValueError(f"unknown arms {sorted(unknown)}; arms: {', '.join(ALL_ARMS)}")
+        if self.arms is not None and not {REAL, SYNTHETIC} <= set(self.arms):
+            raise ValueError(f"arms must include {REAL!r} and {SYNTHETIC!r} (the primary comparison)")
+
+    @property
+    def arm_list(self) -> tuple[str, ...]:
+        from mdaug.evaluation.arms import ALL_ARMS
+
+        return tuple(a for a in ALL_ARMS if self.arms is None or a in self.arms)
 
 
 PRESETS: dict[str, dict] = {
-    # 2-core CPU, about a minute of training: 32² inputs, a narrow net, two small k.
-    "tiny": {"ks": (5, 10), "seeds": 3, "ratios": (1.0,), "steps": 150, "width": 8, "image_size": 32},
+    # 2-core CPU: the data's own size, two small k, the primary comparison at both and the controls at the
+    # smallest; a narrower classifier, converged when doubling its steps adds ≤ 2 points.
+    "tiny": {"ks": (5, 10), "control_ks": (5,), "ratios": (1.0,), "width": 64, "convergence_points": 2.0,
+             "arms": ("real", "real+synthetic", "real+classic", "synthetic-only", "oracle", "random-labels", "A/A")},
     "default": {},
 }
 
@@ -67,6 +101,8 @@ def eval_config(preset: str = "default", **values) -> EvalConfig:
     given = {k: v for k, v in values.items() if v is not None}
     if "ratios" in given and "reference_ratio" not in given:
         given["reference_ratio"] = 1.0 if 1.0 in given["ratios"] else given["ratios"][0]
+    if "ks" in given and "control_ks" not in given and PRESETS[preset].get("control_ks") is not None:
+        given["control_ks"] = given["ks"][:1]  # the preset's rule: controls at the first k
     return replace(EvalConfig(**PRESETS[preset]), **given)
 
 

@@ -33,7 +33,7 @@ def accuracy_vs_k(rows: list[ArmRow], path: Path) -> Path:
                         alpha=0.12)
     ax.set_xticks(range(len(ks)), ks)
     ax.set(xlabel="real train images per person (k)", ylabel="test accuracy (%)",
-           title="Person identification accuracy, mean ± 95 % CI over seeds")
+           title="Person identification accuracy (95 % CI: seeds × test images)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
@@ -74,15 +74,16 @@ def confusion_pair(results: list[RunResult], arms: list[str], k: int, path: Path
     return path
 
 
-def sample_grid(data: EvalData, path: Path, per_row: int = 4, cell: int = 64) -> Path:
-    """One row per person: real train images | generated images."""
+def sample_grid(data: EvalData, k: int, path: Path, per_row: int = 4, cell: int = 64) -> Path:
+    """One row per person: real train images | images of the generator serving k."""
     rows = []
+    channels = data.manifest.channels
     for label in range(data.num_classes):
         imgs: list[Image.Image] = []
-        for s in (data.train, data.synthetic):
+        for s in (data.train, data.synthetic[k]):
             for i in s.indices_of(label)[:per_row]:
-                arr = load_image(Path(s.root) / s.paths[i], data.manifest.channels, cell)
-                imgs.append(tensor_image(torch.from_numpy(arr)))
+                arr = load_image(Path(s.root) / s.paths[i], channels, cell)
+                imgs.append(tensor_image(torch.from_numpy(arr), channels))
         rows.append((f"ID {data.person_of[label]}", imgs))
     labelled_grid(rows, cell, out=path)
     return path

@@ -15,8 +15,9 @@ from mdaug.evaluation.arms import ARM_HELP
 from mdaug.evaluation.stats import ArmRow
 from mdaug.tables import markdown_table
 
-COLUMNS = ("arm", "k", "seeds", "train_images", "accuracy", "accuracy_lo", "accuracy_hi", "macro_f1", "gain",
-           "gain_lo", "gain_hi", "p", "oracle_efficiency")
+COLUMNS = ("arm", "k", "seeds", "train_images", "accuracy", "accuracy_lo", "accuracy_hi", "macro_f1", "versus",
+           "family", "gain", "gain_lo", "gain_hi", "p_t", "p_perm", "p_adj", "oracle_efficiency", "efficiency_lo",
+           "efficiency_hi")
 
 
 def fmt_value(v: object) -> str:
@@ -36,8 +37,13 @@ def write_tables(rows: list[ArmRow], out: Path) -> tuple[Path, Path]:
         w = csv.DictWriter(f, fieldnames=COLUMNS)
         w.writeheader()
         w.writerows(r.to_dict() for r in rows)
-    md_path.write_text(markdown_table([{k: fmt_value(v) for k, v in r.to_dict().items()} for r in rows]))
+    md_path.write_text(markdown_table(table_rows(rows)))
     return csv_path, md_path
+
+
+def table_rows(rows: list[ArmRow]) -> list[dict[str, str]]:
+    """The comparison table's cells (COLUMNS), formatted."""
+    return [{k: fmt_value(v) for k, v in r.to_dict().items() if k in COLUMNS} for r in rows]
 
 
 def _img(path: Path, caption: str) -> str:
@@ -48,28 +54,35 @@ def _img(path: Path, caption: str) -> str:
 
 def _table(rows: list[ArmRow]) -> str:
     head = ("<tr><th>arm</th><th>k</th><th>seeds</th><th>train images</th><th>accuracy % (95 % CI)</th>"
-            "<th>macro-F1 %</th><th>gain vs real, points (95 % CI)</th><th>p</th><th>oracle efficiency</th></tr>")
+            "<th>macro-F1 %</th><th>versus</th><th>family</th><th>gain, points (95 % CI)</th><th>p (t-test)</th>"
+            "<th>p (sign-flip)</th><th>p (Holm)</th><th>oracle efficiency (95 % CI)</th></tr>")
     body = []
     for r in rows:
-        cls = ' class="win"' if r.significant_gain else ' class="loss"' if r.gain < 0 and r.p < 0.05 else ""
-        eff = "–" if math.isnan(r.oracle_efficiency) else f"{r.oracle_efficiency:.0%}"
+        classes = (["win"] if r.significant_gain else ["loss"] if r.significant else []) + (
+            ["primary"] if r.family == "primary" else [])
+        cls = f' class="{" ".join(classes)}"' if classes else ""
+        eff = "–" if math.isnan(r.oracle_efficiency) else (
+            f"{r.oracle_efficiency:.0%} ({r.efficiency_lo:.0%}…{r.efficiency_hi:.0%})")
         gain = "–" if math.isnan(r.gain) else f"{r.gain:+.1f} ({r.gain_lo:+.1f}…{r.gain_hi:+.1f})"
         body.append(f"<tr{cls}><td>{html.escape(r.arm)}</td><td>{r.k}</td><td>{r.seeds}</td>"
                     f"<td>{r.train_images:.0f}</td><td>{r.accuracy:.1f} ({r.accuracy_lo:.1f}…{r.accuracy_hi:.1f})</td>"
-                    f"<td>{r.macro_f1:.1f}</td><td>{gain}</td><td>{fmt_value(r.p)}</td><td>{eff}</td></tr>")
+                    f"<td>{r.macro_f1:.1f}</td><td>{html.escape(r.versus) or '–'}</td><td>{r.family}</td>"
+                    f"<td>{gain}</td>"
+                    f"<td>{fmt_value(r.p_t)}</td><td>{fmt_value(r.p_perm)}</td><td>{fmt_value(r.p_adj)}</td>"
+                    f"<td>{eff}</td></tr>")
     return f"<table>{head}{''.join(body)}</table>"
 
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}
-td:first-child{text-align:left}tr.win{background:#e3f5e1}tr.loss{background:#fbe4e4}
+td:first-child{text-align:left}tr.win{background:#e3f5e1}tr.loss{background:#fbe4e4}tr.primary{font-weight:600}
 .verdict{font-size:16px;background:#f4f6fb;border-left:4px solid #3559c7;padding:.6em 1em}
 figure{display:inline-block;margin:.5em}img{max-width:100%}dt{font-weight:600}"""
 
 
 def write_report(out: Path, rows: list[ArmRow], verdict: list[str], figures: list[tuple[Path, str]],
-                 facts: dict[str, str], notes: list[str]) -> Path:
-    """out/report.html; returns its path."""
+                 facts: dict[str, str], notes: list[str], generators: list[tuple[str, str]]) -> Path:
+    """out/report.html; returns its path. generators: (k, what its generator saw and how its images measure)."""
     arms = "".join(f"<dt>{html.escape(a)}</dt><dd>{html.escape(h)}</dd>" for a, h in ARM_HELP.items())
     fact_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in facts.items())
     note_items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
@@ -78,9 +91,14 @@ def write_report(out: Path, rows: list[ArmRow], verdict: list[str], figures: lis
 <h1>Does augmentation help person identification?</h1>
 <div class="verdict">{"".join(f"<p>{html.escape(v)}</p>" for v in verdict)}</div>
 <h2>Comparison</h2>
-<p>Accuracy on the held-out real test split; gains are paired differences against <b>real</b> (same seed, same
-real subset, same number of optimizer steps), mean over seeds with a 95 % t-interval and a paired t-test.</p>
+<p>Accuracy on the held-out real test split. At one k every arm trains on the same real images (the first k
+per person) for the same number of optimizer steps; a gain is the paired difference against the arm in
+<i>versus</i> (same seed). Intervals: hierarchical bootstrap over seeds × test images. p: paired t-test and exact
+sign-flip permutation test over seeds; Holm adjusts the sign-flip p within each family — the pre-registered
+<b>primary</b> comparison (bold), each control (oracle, A/A, random labels), and all secondary comparisons.</p>
 {_table(rows)}
+<h2>Generators</h2><table>{"".join(f"<tr><td>k={html.escape(k)}</td><td>{html.escape(g)}</td></tr>"
+                                   for k, g in generators)}</table>
 <h2>Figures</h2>
 {"".join(_img(p, c) for p, c in figures)}
 <h2>Arms</h2><dl>{arms}</dl>

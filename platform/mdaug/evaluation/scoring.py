@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -12,7 +12,7 @@ from sklearn.metrics import confusion_matrix, f1_score
 from mdaug.evaluation.arms import RunSpec, training_set
 from mdaug.evaluation.config import EvalConfig
 from mdaug.evaluation.sets import EvalData
-from mdaug.training.classifier_module import train_classifier
+from mdaug.training.classifier import predict, train_classifier
 
 
 @dataclass
@@ -24,6 +24,7 @@ class RunResult:
     confusion: list[list[int]]  # rows: true label, columns: predicted
     train_images: int
     seconds: float
+    correct: list[int] = field(default_factory=list)  # 1/0 per test image, in the test split's order
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -31,13 +32,6 @@ class RunResult:
     @classmethod
     def from_dict(cls, d: dict) -> RunResult:
         return cls(**(d | {"spec": RunSpec(**d["spec"])}))
-
-
-@torch.no_grad()
-def predict(net: torch.nn.Module, images: torch.Tensor, batch: int = 256) -> np.ndarray:
-    device = next(net.parameters()).device
-    return torch.cat([net(images[i:i + batch].to(device)).argmax(1).cpu()
-                      for i in range(0, len(images), batch)]).numpy()
 
 
 def score(pred: np.ndarray, truth: np.ndarray, num_classes: int) -> tuple[float, float, list[float], np.ndarray]:
@@ -49,12 +43,20 @@ def score(pred: np.ndarray, truth: np.ndarray, num_classes: int) -> tuple[float,
     return float((pred == truth).mean()), float(f1), per_person.tolist(), cm
 
 
-def train_and_score(data: EvalData, spec: RunSpec, cfg: EvalConfig, threads: int = 1) -> RunResult:
+def train_run(data: EvalData, spec: RunSpec, cfg: EvalConfig, steps: int) -> tuple[torch.nn.Module, int]:
+    """The classifier of one run, trained on its arm's set; with the number of training images."""
+    x, y = training_set(data, spec)
+    net = train_classifier(x, y, data.num_classes, steps=steps, batch_size=cfg.batch_size,
+                           augment_cfg=cfg.augment if spec.classic else None, seed=spec.train_seed, lr=cfg.lr,
+                           width=cfg.width)
+    return net, len(x)
+
+
+def train_and_score(data: EvalData, spec: RunSpec, cfg: EvalConfig, steps: int, threads: int = 1) -> RunResult:
     t0 = time.perf_counter()
     torch.set_num_threads(max(1, threads))
-    x, y = training_set(data, spec)
-    net = train_classifier(x, y, data.num_classes, steps=cfg.steps, batch_size=cfg.batch_size,
-                           augment_cfg=cfg.augment if spec.classic else None, seed=spec.seed, lr=cfg.lr,
-                           width=cfg.width)
-    acc, f1, per_person, cm = score(predict(net, data.test.images), data.test.labels, data.num_classes)
-    return RunResult(spec, acc, f1, per_person, cm.tolist(), len(x), time.perf_counter() - t0)
+    net, n = train_run(data, spec, cfg, steps)
+    pred = predict(net, data.test.images)
+    acc, f1, per_person, cm = score(pred, data.test.labels, data.num_classes)
+    return RunResult(spec, acc, f1, per_person, cm.tolist(), n, time.perf_counter() - t0,
+                     (pred == data.test.labels).astype(int).tolist())

@@ -73,11 +73,14 @@ def synthetic_info(folder: Path) -> dict:
 
 @dataclass
 class EvalData:
+    """The real sets, the generated sets serving each k (a folder may serve several), the oracle."""
+
     manifest: Manifest
     train: ImageSet
+    val: ImageSet
     test: ImageSet
-    synthetic: ImageSet
-    synthetic_info: dict
+    synthetic: dict[int, ImageSet]  # k → the generated set its arms draw from
+    synthetic_info: dict[int, dict]  # k → that set's manifest.json
     oracle: ImageSet | None
 
     @property
@@ -90,12 +93,14 @@ class EvalData:
         return {lab: pid for pid, lab in self.manifest.labels.items()}
 
 
-def load_eval_data(data: str, synthetic: str, oracle: str | None, size: int | None) -> EvalData:
+def load_eval_data(data: str, synthetic: dict[int, str], oracle: str | None, size: int | None) -> EvalData:
+    """Load every set once; `synthetic` maps each k to its generated folder (see budget.assign_generators)."""
     manifest = Manifest.load(Path(data))
-    info = synthetic_info(Path(synthetic))
     if size is None:
         first = manifest.split("train")[0]
         size = load_image(Path(manifest.root) / first.path, manifest.channels).shape[-1]
-    return EvalData(manifest, manifest_set(manifest, "train", size), manifest_set(manifest, "test", size),
-                    folder_set(Path(synthetic), manifest, size, "synthetic"), info,
+    folders = {f: folder_set(Path(f), manifest, size, "synthetic") for f in dict.fromkeys(synthetic.values())}
+    return EvalData(manifest, manifest_set(manifest, "train", size), manifest_set(manifest, "val", size),
+                    manifest_set(manifest, "test", size), {k: folders[f] for k, f in synthetic.items()},
+                    {k: synthetic_info(Path(f)) for k, f in synthetic.items()},
                     folder_set(Path(oracle), manifest, size, "oracle") if oracle else None)

@@ -1,5 +1,12 @@
-"""Statistics over seeds: mean ± 95 % CI per arm, paired difference against `real` (same seed, same real
-subset) with CI and p-value (paired t-test), oracle efficiency, and the verdict in plain words."""
+"""Statistics of an evaluation. Per (arm, k): accuracy with a 95 % CI from a hierarchical bootstrap over
+seeds × test images; the paired gain over the arm's comparator (real; real+classic for
+real+synthetic+classic) with its bootstrap CI, the paired t-test p and the exact sign-flip permutation p over
+seeds; and that permutation p Holm-adjusted within the comparison's family:
+- primary: real+synthetic@reference vs real, one per k — the pre-registered comparison (Holm over k);
+- controls, each Holm over k: the oracle (must gain), A/A (must not), random labels (a harm check);
+- secondary: every other comparison at one k, Holm within that k.
+Significant means adjusted p < ALPHA. Oracle efficiency (gain / oracle gain, with a bootstrap CI) only where
+the oracle's gain is significant."""
 
 from __future__ import annotations
 
@@ -8,36 +15,21 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
-from scipy import stats
 
-from mdaug.evaluation.arms import CLASSIC, NEGATIVE, ORACLE, REAL, is_generated_arm
+from mdaug.evaluation.arms import AA, COMPARATOR, NEGATIVE, ORACLE, REAL, SYNTHETIC, RunSpec
 from mdaug.evaluation.config import k_label
 from mdaug.evaluation.scoring import RunResult
+from mdaug.evaluation.significance import bootstrap_means, holm, interval, sign_flip_p, t_test_p
+from mdaug.seeds import hash_seed
 
 ALPHA = 0.05
-
-
-def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and its t-distribution confidence interval (NaN bounds with fewer than two values)."""
-    v = np.asarray(values, dtype=float)
-    m = float(v.mean())
-    if len(v) < 2:
-        return m, math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
-    return m, m - half, m + half
-
-
-def paired_test(diff: np.ndarray) -> float:
-    """Two-sided p-value of a paired t-test on the differences (exact 0/1 when they do not vary)."""
-    d = np.asarray(diff, dtype=float)
-    if len(d) < 2 or d.std(ddof=1) == 0:
-        return 1.0 if np.allclose(d, 0) else 0.0
-    return float(stats.ttest_1samp(d, 0.0).pvalue)
+CONTROLS = {ORACLE: "oracle", AA: "A/A", NEGATIVE: "random-labels"}
+NAN = math.nan
 
 
 @dataclass(frozen=True)
 class ArmRow:
-    """One (arm, k): accuracy and macro-F1 in points (0–100), gain over `real` in points."""
+    """One (arm, k); accuracies and gains in points (0–100)."""
 
     arm: str
     k: str
@@ -47,84 +39,108 @@ class ArmRow:
     accuracy_lo: float
     accuracy_hi: float
     macro_f1: float
-    gain: float
-    gain_lo: float
-    gain_hi: float
-    p: float
-    oracle_efficiency: float  # gain / oracle gain at the same k (NaN where it does not apply)
+    versus: str = ""  # the comparator arm ('' for real)
+    family: str = "baseline"  # primary | oracle | A/A | random-labels | secondary | baseline
+    gain: float = NAN
+    gain_lo: float = NAN
+    gain_hi: float = NAN
+    p_t: float = NAN  # paired t-test over seeds
+    p_perm: float = NAN  # exact sign-flip permutation over seeds
+    p_adj: float = NAN  # p_perm, Holm-adjusted within the family
+    oracle_efficiency: float = NAN
+    efficiency_lo: float = NAN
+    efficiency_hi: float = NAN
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @property
+    def significant(self) -> bool:
+        return self.p_adj < ALPHA
+
+    @property
     def significant_gain(self) -> bool:
-        return self.gain > 0 and self.p < ALPHA
+        return self.gain > 0 and self.significant
 
 
-def summarize(results: list[RunResult]) -> list[ArmRow]:
-    """One row per (k, arm), in plan order; differences are paired by seed against `real` at that k."""
+def _family(arm: str, name: str, primary: str) -> str:
+    if name == primary:
+        return "primary"
+    return CONTROLS.get(arm, "secondary")
+
+
+def _holm_group(r: ArmRow) -> tuple[str, str]:
+    """Holm adjusts within: the primary and each control over k; the secondary comparisons within one k."""
+    return (r.family, r.k) if r.family == "secondary" else (r.family, "")
+
+
+def _matrix(runs: dict[int, RunResult], seeds: list[int]) -> np.ndarray:
+    return np.array([runs[s].correct for s in seeds], dtype=float)
+
+
+def summarize(results: list[RunResult], primary: str, draws: int = 2000) -> list[ArmRow]:
+    """One row per (k, arm) in plan order, then the families' Holm adjustment and oracle efficiencies."""
     groups: dict[tuple[int, str], dict[int, RunResult]] = defaultdict(dict)
+    specs: dict[tuple[int, str], RunSpec] = {}
     for r in results:
         groups[(r.spec.k, r.spec.name)][r.spec.seed] = r
+        specs[(r.spec.k, r.spec.name)] = r.spec
+    names_at = defaultdict(dict)
+    for (k, name), spec in specs.items():
+        names_at[k][spec.arm] = name
     rows: list[ArmRow] = []
+    boots: dict[tuple[str, str], np.ndarray] = {}  # (k label, arm name) → bootstrap gains
     for (k, name), by_seed in groups.items():
-        base = groups.get((k, REAL), {})
-        seeds = sorted(by_seed)
-        acc = np.array([by_seed[s].accuracy for s in seeds]) * 100
+        arm, seeds = specs[(k, name)].arm, sorted(by_seed)
+        acc = _matrix(by_seed, seeds)
+        lo, hi = interval(bootstrap_means(acc, draws, hash_seed(k, name)) * 100)
+        row = ArmRow(name, k_label(k), len(seeds), float(np.mean([by_seed[s].train_images for s in seeds])),
+                     float(acc.mean() * 100), lo, hi, float(np.mean([by_seed[s].macro_f1 for s in seeds]) * 100))
+        versus = names_at[k].get(COMPARATOR.get(arm, ""), "")
+        base = groups.get((k, versus), {})
         paired = [s for s in seeds if s in base]
-        diff = np.array([by_seed[s].accuracy - base[s].accuracy for s in paired]) * 100
-        m, lo, hi = mean_ci(acc)
-        g, glo, ghi = mean_ci(diff) if len(diff) and name != REAL else (math.nan,) * 3
-        rows.append(ArmRow(name, k_label(k), len(seeds), float(np.mean([by_seed[s].train_images for s in seeds])),
-                           m, lo, hi, float(np.mean([by_seed[s].macro_f1 for s in seeds]) * 100), g, glo, ghi,
-                           paired_test(diff) if name != REAL else math.nan, math.nan))
-    oracle_gain = {r.k: r.gain for r in rows if r.arm.startswith(ORACLE)}
-    return [replace(r, oracle_efficiency=r.gain / oracle_gain[r.k])
-            if is_generated_arm(r.arm) and oracle_gain.get(r.k, math.nan) > 0 else r for r in rows]
+        if arm != REAL and paired:
+            diff = _matrix(by_seed, paired) - _matrix(base, paired)
+            boot = boots[(row.k, name)] = bootstrap_means(diff, draws, hash_seed(k, "gain", len(paired))) * 100
+            per_seed = diff.mean(1) * 100
+            g_lo, g_hi = interval(boot)
+            row = replace(row, versus=versus, family=_family(arm, name, primary), gain=float(per_seed.mean()),
+                          gain_lo=g_lo, gain_hi=g_hi, p_t=t_test_p(per_seed), p_perm=sign_flip_p(per_seed))
+        rows.append(row)
+    rows = _adjust(rows)
+    return _efficiency(rows, boots)
 
 
-def _pts(x: float) -> str:
-    return f"{x:+.1f}"
+def family_floor(rows: list[ArmRow], row: ArmRow) -> float:
+    """The smallest Holm-adjusted p the row's family can reach: (family size) × 2 / 2^seeds."""
+    size = sum(1 for r in rows if r.family != "baseline" and _holm_group(r) == _holm_group(row))
+    return min(1.0, size * 2 / 2 ** row.seeds)
 
 
-def _ci(r: ArmRow) -> str:
-    return f"95 % CI {_pts(r.gain_lo)}…{_pts(r.gain_hi)}, p={r.p:.3g}"
+def _adjust(rows: list[ArmRow]) -> list[ArmRow]:
+    by_family: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, r in enumerate(rows):
+        if r.family != "baseline":
+            by_family[_holm_group(r)].append(i)
+    out = list(rows)
+    for members in by_family.values():
+        for i, p in zip(members, holm([rows[i].p_perm for i in members]), strict=True):
+            out[i] = replace(rows[i], p_adj=p)
+    return out
 
 
-def verdict(rows: list[ArmRow]) -> list[str]:
-    """Plain-words lines: per k the best synthetic arm against real with the controls beside it, then the
-    harness check (oracle detected, negative not)."""
-    lines = []
-    ks = list(dict.fromkeys(r.k for r in rows))
-    for k in ks:
-        at = {r.arm: r for r in rows if r.k == k}
-        synth = [r for r in at.values() if is_generated_arm(r.arm)]
-        if not synth:
-            continue
-        best = max(synth, key=lambda r: r.gain)
-        classic = at.get(CLASSIC)
-        oracle = next((r for r in at.values() if r.arm.startswith(ORACLE)), None)
-        tail = f"; classic augmentation alone gives {_pts(classic.gain)}" if classic else ""
-        if best.significant_gain:
-            eff = f", {best.oracle_efficiency:.0%} of the oracle gain" if oracle and oracle.gain > 0 else ""
-            lines.append(f"at k={k}, {best.arm} beats real by {_pts(best.gain)} points ({_ci(best)}){eff}{tail}")
-        else:
-            ceiling = f"; the oracle gains {_pts(oracle.gain)}" if oracle else ""
-            lines.append(f"at k={k}, no synthetic arm beats real: the best, {best.arm}, gives {_pts(best.gain)} points "
-                         f"({_ci(best)}){ceiling}{tail}")
-    negatives = [r for r in rows if r.arm.startswith(NEGATIVE)]
-    oracles = [r for r in rows if r.arm.startswith(ORACLE)]
-    broken = [r for r in negatives if r.significant_gain]
-    if broken:
-        lines.append("HARNESS BROKEN: the negative control (no person information) gains "
-                     + ", ".join(f"{_pts(r.gain)} at k={r.k} ({_ci(r)})" for r in broken))
-    elif not oracles:
-        lines.append("no oracle arm (data not from the simulator): the ceiling of a perfect generator is unknown; "
-                     "negative control: " + ", ".join(f"{_pts(r.gain)} at k={r.k}" for r in negatives))
-    else:
-        first = oracles[0]
-        neg = next(r for r in negatives if r.k == first.k)
-        state = "detects a real gain" if first.significant_gain else "did NOT detect the oracle's gain"
-        lines.append(f"harness check at k={first.k}: the oracle gains {_pts(first.gain)} ({_ci(first)}), the negative "
-                     f"control {_pts(neg.gain)} ({_ci(neg)}) — the harness {state} and no fake one")
-    return lines
+def _efficiency(rows: list[ArmRow], boots: dict[tuple[str, str], np.ndarray]) -> list[ArmRow]:
+    """gain / oracle gain for the real+synthetic arms (both measured against real), where the oracle's gain at
+    that k is significant and its whole bootstrap interval is above 0; the CI from the two bootstraps, which
+    drew the same seeds and images (same seed count, same generator seed)."""
+    oracle = {r.k: r for r in rows if r.family == "oracle" and r.significant_gain and r.gain_lo > 0}
+    out = []
+    for r in rows:
+        o = oracle.get(r.k)
+        if o is not None and r.arm.startswith(SYNTHETIC + "@") and r.seeds == o.seeds:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = boots[(r.k, r.arm)] / boots[(r.k, o.arm)]
+            lo, hi = interval(ratio[np.isfinite(ratio)])
+            r = replace(r, oracle_efficiency=r.gain / o.gain, efficiency_lo=lo, efficiency_hi=hi)
+        out.append(r)
+    return out

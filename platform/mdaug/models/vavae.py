@@ -37,9 +37,11 @@ class VAEConfig:
 
 VAE_PRESETS: dict[str, VAEConfig] = {
     "f16d32": VAEConfig(),
-    # CPU preset for the embedded default: 64² gray → 16 × 16 × 4. A narrow f4 autoencoder reaches the limb
-    # arches within ~300 steps on 2 cores; an f8 one (8 × 8 × 8) still blurred them into the torso band.
-    "tiny": VAEConfig(ch=16, ch_mult=(1, 2, 4), num_res_blocks=1, attn_resolutions=(), z_channels=4,
+    # CPU preset for the embedded default: 64² gray → 16 × 16 × 8. Narrow (8 channels at full resolution, 0.6 GFLOP
+    # per image for a training step: ×3.8 cheaper than 16) so it gets hundreds of steps on 2 cores; f4 keeps the
+    # limb arches; 8 latent channels keep more identity than 4 (reconstruction identity ratio 0.78 vs 0.67 after
+    # 750 steps with the identity loss).
+    "tiny": VAEConfig(ch=8, ch_mult=(1, 2, 4), num_res_blocks=1, attn_resolutions=(), z_channels=8,
                       resolution=64, in_channels=1, out_ch=1),
     "small": VAEConfig(ch=64, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=1, attn_resolutions=(8,), z_channels=16,
                        resolution=128, in_channels=1, out_ch=1),
@@ -287,6 +289,13 @@ def save_vae(model: AutoencoderKL, path: str | Path, preset: str, extra: dict | 
     torch.save({"format": "mdaug-vae/1", "config": asdict(model.config), "preset": preset, "identity": identity,
                 "state_dict": model.state_dict(), **(extra or {})}, path)
     return identity
+
+
+def vae_record(path: str | Path) -> dict:
+    """What a VAE checkpoint records beside its weights: provenance (manifest, content hashes and persons it
+    trained on) and identity_metrics (the reconstruction identity ratio at its last epoch), where present."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    return {k: v for k, v in ckpt.items() if k != "state_dict"}
 
 
 def load_vae(path: str | Path, preset: str | None = None) -> AutoencoderKL:

@@ -22,6 +22,7 @@ class VAELossConfig:
     disc_layers: int = 3
     disc_channels: int = 64
     vf_weight: float = 0.1
+    identity_weight: float = 0.0  # identity loss (feature distance in a frozen person classifier); 0 = off
     distmat_margin: float = 0.25
     cos_margin: float = 0.5
     logvar_init: float = 0.0
@@ -95,16 +96,38 @@ class PerceptualLoss(nn.Module):
         return self.net(x, y).reshape(x.shape[0], 1, 1, 1)
 
 
+class IdentityLoss(nn.Module):
+    """Per-sample distance between an image and its reconstruction in the feature maps of a frozen person
+    classifier (mean |Δ| / mean |f| per block, averaged over blocks): what tells persons apart must survive
+    the autoencoder. The classifier is trained on the autoencoder's own training data, never on the
+    evaluation's persons beyond what the generator may see."""
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self.net = classifier.eval()
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> IdentityLoss:  # the classifier stays in eval mode (BatchNorm frozen)
+        return self
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        terms = [(a - b).abs().flatten(1).mean(1) / (a.abs().flatten(1).mean(1) + 1e-6)
+                 for a, b in zip(self.net.feature_maps(x), self.net.feature_maps(y), strict=True)]
+        return torch.stack(terms).mean(0).reshape(x.shape[0], 1, 1, 1)
+
+
 class VAVAELoss(nn.Module):
     """Owns the discriminator, the learned log-variance and the VF projection."""
 
     def __init__(self, cfg: VAELossConfig, image_channels: int, z_channels: int, vf_dim: int | None,
-                 perceptual: PerceptualLoss | None = None) -> None:
+                 perceptual: PerceptualLoss | None = None, identity: IdentityLoss | None = None) -> None:
         super().__init__()
         self.cfg = cfg
         self.logvar = nn.Parameter(torch.full((), cfg.logvar_init))
         self.discriminator = NLayerDiscriminator(image_channels, cfg.disc_channels, cfg.disc_layers)
         self.perceptual = perceptual
+        object.__setattr__(self, "identity", identity)  # frozen, not part of the checkpoint
         self.vf_proj = nn.Conv2d(z_channels, vf_dim, 1, bias=False) if vf_dim else None
 
     def generator_loss(self, x: torch.Tensor, rec: torch.Tensor, kl: torch.Tensor, z: torch.Tensor,
@@ -114,11 +137,16 @@ class VAVAELoss(nn.Module):
         pixel = (x - rec).abs()
         if self.perceptual is not None:
             pixel = pixel + c.perceptual_weight * self.perceptual(x, rec)
+        identity = self.identity(x, rec) if self.identity is not None and c.identity_weight > 0 else None
+        if identity is not None:
+            pixel = pixel + c.identity_weight * identity
         nll = (pixel / torch.exp(self.logvar) + self.logvar).sum() / x.shape[0]
         kl_loss = kl.mean()
         loss = nll + c.kl_weight * kl_loss
         logs = {"l1": (x - rec).abs().mean().detach(), "nll": nll.detach(), "kl": kl_loss.detach(),
                 "logvar": self.logvar.detach()}
+        if identity is not None:
+            logs["identity"] = identity.mean().detach()
         if step >= c.disc_start:
             g = -self.discriminator(rec).mean()
             w = adaptive_weight(nll, g, decoder_last) * c.disc_weight if self.training else torch.tensor(0.0)

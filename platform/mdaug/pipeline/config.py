@@ -6,11 +6,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mdaug.cluster.sweep import SweepConfig
-from mdaug.evaluation.config import EvalConfig, eval_config
+from mdaug.evaluation.config import ALL, EvalConfig, eval_config
 from mdaug.flow.sampler import SamplingConfig
 from mdaug.sim import SimConfig
 
-STAGES = ("simulate", "validate", "split", "vae", "latents", "dit", "sweep", "generate", "evaluate", "report")
+STAGES = ("simulate", "validate", "split", "classifier", "vae", "latents", "dit", "sweep", "generate", "evaluate",
+          "report")
 
 
 @dataclass(frozen=True)
@@ -18,8 +19,13 @@ class PipelineConfig:
     """What the pipeline runs. data=None simulates the embedded 31-person data set (and, for the evaluation's
     oracle arm, fresh recordings of the same persons).
 
-    train_preset / train_overrides: jobs/train.py's preset and key=value overrides for the three training stages.
-    sweep: the sampling sweep's budget; sampling: settings used when the sweep is skipped (sweep.trials = 0).
+    aux: walkers who are not among the task's persons (simulated data only), for the autoencoder: it then
+    sees no image of a task person. None, or user data: it trains on the smallest evaluated k-subset.
+    train_preset / train_overrides: jobs/train.py's preset and key=value overrides for the training stages.
+    generator_ks: a DiT per k, trained on the first k train images per person (None: one per evaluated k);
+    the evaluation's arms at k use the generator whose budget is the largest k' ≤ k.
+    sweep: the sampling sweep's budget (run on the smallest k's DiT); sampling: settings used when the sweep
+    is skipped (sweep.trials = 0).
     evaluation: the evaluation's arms, k, seeds and budget (data/synthetic/out are filled in by the pipeline).
     """
 
@@ -27,28 +33,40 @@ class PipelineConfig:
     data: Path | None = None
     preset: str = "tiny"
     sim: SimConfig = field(default_factory=lambda: SimConfig(per_person=60, size=64))
+    aux: SimConfig | None = None
     val: float = 0.15
     test: float = 0.15
     split_seed: int = 0
     train_preset: str = "tiny"
     train_overrides: tuple[str, ...] = ()
-    workers: int = 2
+    workers: int | None = None  # Ray Train workers (None: the train preset's) and generator actors (None: 2)
+    generator_ks: tuple[int, ...] | None = None
     sweep: SweepConfig = field(default_factory=SweepConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     experiment: str = "mdaug"
 
+    @property
+    def dit_ks(self) -> tuple[int, ...]:
+        return tuple(sorted(self.generator_ks or self.evaluation.ks, key=lambda k: (k == ALL, k)))
+
 
 PIPELINE_PRESETS: dict[str, dict] = {
     # 2-core CPU, ≤ 10 minutes end to end: 64² gray, tiny models, a 2-trial sweep, a small evaluation.
-    "tiny": {"sim": SimConfig(per_person=60, size=64), "train_preset": "tiny",
-             "sweep": SweepConfig(trials=2, per_person=2, steps=(10, 30), classifier_steps=150),
-             "evaluation": eval_config("tiny", seeds=4)},
+    # One DiT, trained on the first 5 train images per person, serves both k (it saw 5 ⊂ 10): a second one would
+    # cost another two CPU-minutes.
+    "tiny": {"sim": SimConfig(per_person=60, size=64),
+             "aux": SimConfig(persons=31, first_person=31, per_person=20, size=64), "train_preset": "tiny",
+             "generator_ks": (5,),
+             "sweep": SweepConfig(trials=2, per_person=2, steps=(10, 30)), "evaluation": eval_config("tiny")},
     # One GPU: 128² gray, VA-VAE small, DiT-S.
-    "small": {"sim": SimConfig(per_person=60, size=128), "train_preset": "small",
+    "small": {"sim": SimConfig(per_person=60, size=128),
+              "aux": SimConfig(persons=31, first_person=31, per_person=60, size=128), "train_preset": "small",
               "sweep": SweepConfig(trials=8, per_person=8), "evaluation": eval_config("default")},
     # The original project's setting: 256² pseudo-colour, f16d32 VA-VAE, DiT-B/1, GPU workers.
-    "paper": {"sim": SimConfig(per_person=60, size=256, colormap="jet"), "train_preset": "paper",
+    "paper": {"sim": SimConfig(per_person=60, size=256, colormap="jet"),
+              "aux": SimConfig(persons=31, first_person=31, per_person=60, size=256, colormap="jet"),
+              "train_preset": "paper",
               "sweep": SweepConfig(trials=16, per_person=8),
               "evaluation": eval_config("default", gpus_per_run=0.25, cpus_per_run=2.0)},
 }

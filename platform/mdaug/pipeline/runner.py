@@ -3,10 +3,14 @@ was made with the same configuration as now, including everything upstream of it
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -28,13 +32,14 @@ def _folder_fingerprint(root: Path) -> list:
 def stage_keys(cfg: PipelineConfig, paths: Paths, stages: list[str]) -> dict[str, str]:
     """Each stage's key hashes its own settings and the key of the stage before it."""
     own = {
-        "simulate": asdict(cfg.sim),
+        "simulate": [asdict(cfg.sim), asdict(cfg.aux) if cfg.aux else None],
         "validate": [str(paths.data), asdict(cfg.sim) if cfg.data is None else _folder_fingerprint(paths.data)],
         "split": [cfg.val, cfg.test, cfg.split_seed],
+        "classifier": [cfg.train_preset, cfg.train_overrides],
         "vae": [cfg.train_preset, cfg.train_overrides, cfg.workers],
-        "latents": [], "dit": [],
+        "latents": [], "dit": [cfg.dit_ks],
         "sweep": [asdict(cfg.sweep), asdict(cfg.sampling)],
-        "generate": [asdict(cfg.evaluation)],  # the evaluation decides how many images per person
+        "generate": [asdict(cfg.evaluation), cfg.generator_ks],  # the evaluation decides how many per person
         "evaluate": [asdict(cfg.evaluation)],
         "report": [],
     }
@@ -62,12 +67,45 @@ class StageLog:
         self.path.write_text(json.dumps(self.done, indent=1))
 
 
+class OutputLocked(RuntimeError):
+    """Another pipeline is running on the same output folder."""
+
+
+@contextmanager
+def exclusive(out: Path) -> Iterator[None]:
+    """Hold out/.pipeline.lock (an OS lock: released when the process ends, however it ends) for the run."""
+    path = out / ".pipeline.lock"
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "an unknown process"
+        handle.close()
+        raise OutputLocked(f"{out} is in use by another pipeline ({holder}); wait for it, or choose another --out") \
+            from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%F %T')}")
+    handle.flush()
+    try:
+        yield
+    finally:
+        handle.close()
+
+
 def run_pipeline(cfg: PipelineConfig, start: str | None = None, only: str | None = None,
                  echo: Callable[[str], None] = print) -> dict[str, Path]:
     """Run (or resume) the pipeline; returns where its outputs are. `start` forces that stage and every later
-    one; `only` runs one stage (forced)."""
+    one; `only` runs one stage (forced). A second pipeline on the same output folder is refused at once."""
     out = Path(cfg.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    with exclusive(out):
+        return _run(cfg, out, start, only, echo)
+
+
+def _run(cfg: PipelineConfig, out: Path, start: str | None, only: str | None,
+         echo: Callable[[str], None]) -> dict[str, Path]:
     paths = Paths(out, Path(cfg.data).resolve() if cfg.data else out / "data")
     if cfg.data is not None and not paths.data.is_dir():
         raise FileNotFoundError(f"--data {paths.data} is not a folder (expected ROOT/ID_1 … ROOT/ID_31)")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from mdaug.assessment import read_quality
 from mdaug.cluster.config import build_config, flatten
 from mdaug.cluster.eval_job import run_evaluation
 from mdaug.cluster.generate_job import run_generate_job
@@ -22,9 +23,12 @@ from mdaug.data.manifest import Manifest
 from mdaug.data.split import split_report
 from mdaug.data.validate import ValidationReport, validate
 from mdaug.evaluation.arms import images_needed, plan_runs
+from mdaug.evaluation.config import ALL, k_label
 from mdaug.flow.sampler import SamplingConfig
+from mdaug.models.vavae import vae_record
 from mdaug.pipeline.config import PipelineConfig
 from mdaug.sim import simulate_dataset
+from mdaug.training.dit_module import load_dit
 
 
 @dataclass(frozen=True)
@@ -39,12 +43,22 @@ class Paths:
         return self.out / "manifest.json"
 
     @property
+    def aux(self) -> Path:
+        return self.out / "aux"
+
+    @property
+    def aux_manifest(self) -> Path:
+        return self.out / "aux_manifest.json"
+
+    @property
     def train(self) -> Path:
         return self.out / "train"
 
-    @property
-    def dit(self) -> Path:
-        return self.train / "dit" / "dit.pt"
+    def dit(self, k: int) -> Path:
+        return self.train / (f"dit_k{k}" if k else "dit") / "dit.pt"
+
+    def synthetic_k(self, k: int) -> Path:
+        return self.synthetic / f"k{k_label(k)}"
 
     @property
     def sweep(self) -> Path:
@@ -69,8 +83,9 @@ class Paths:
     def output_of(self, stage: str) -> Path:
         """The file or folder whose presence shows that `stage` has run."""
         return {"simulate": self.data, "validate": self.out / "validation.json", "split": self.manifest,
-                "vae": self.train / "vae" / "vae.pt", "latents": self.train / "latents" / "stats.json",
-                "dit": self.dit, "sweep": self.sweep / "best_sampling.yaml", "generate": self.synthetic,
+                "classifier": self.train / "classifier" / "classifier.pt", "vae": self.train / "vae" / "vae.pt",
+                "latents": self.train / "latents" / "stats.json", "dit": self.train / "dit.done",
+                "sweep": self.sweep / "best_sampling.yaml", "generate": self.synthetic,
                 "evaluate": self.eval / "report.html", "report": self.report}[stage]
 
 
@@ -83,11 +98,24 @@ class Context:
     report: ValidationReport | None = None  # the validate stage's, reused by split in the same run
 
 
-def counts_needed(cfg: PipelineConfig, manifest: Manifest) -> tuple[int, int]:
-    """(synthetic, oracle) images per person the evaluation will draw."""
+def counts_needed(cfg: PipelineConfig, manifest: Manifest) -> tuple[dict[int, int], int]:
+    """(generated images per person for each generator k, oracle images per person) the evaluation draws."""
     train_counts = np.bincount([r.label for r in manifest.split("train")], minlength=manifest.num_classes)
     need = images_needed(plan_runs(cfg.evaluation, has_oracle=True), train_counts)
-    return need["synthetic"], need["oracle"]
+    per_generator = {}
+    for k, n in need["synthetic"].items():
+        g = generator_for(cfg, k)
+        per_generator[g] = max(per_generator.get(g, 0), n)
+    return per_generator, max(need["oracle"].values(), default=0)
+
+
+def generator_for(cfg: PipelineConfig, k: int) -> int:
+    """The DiT serving the arms at k: the one trained on the largest subset within k (all train images only
+    for k = all)."""
+    fits = [g for g in cfg.dit_ks if (g == ALL) == (k == ALL) and g <= k or (g != ALL and k == ALL)]
+    if not fits:
+        raise ValueError(f"no generator for k={k_label(k)}: generator_ks {cfg.dit_ks} has none within it")
+    return max(fits, key=lambda g: (g == ALL, g))
 
 
 def _small_run(ctx: Context, stage: str, params: dict, artifacts: list[Path]) -> None:
@@ -100,8 +128,12 @@ def _small_run(ctx: Context, stage: str, params: dict, artifacts: list[Path]) ->
 
 
 def simulate(ctx: Context) -> None:
+    """The task's walkers; and, for the autoencoder, walkers who are not among them."""
     shutil.rmtree(ctx.paths.data, ignore_errors=True)
     summary = simulate_dataset(ctx.paths.data, ctx.cfg.sim)
+    shutil.rmtree(ctx.paths.aux, ignore_errors=True)
+    if ctx.cfg.aux is not None:
+        simulate_dataset(ctx.paths.aux, ctx.cfg.aux, progress=False)
     _small_run(ctx, "simulate", asdict(ctx.cfg.sim) | {"max_doppler_hz": summary["max_doppler_hz"]},
                [ctx.paths.data / "preview.png", ctx.paths.data / "persons.json"])
 
@@ -119,20 +151,51 @@ def split(ctx: Context) -> None:
     report = ctx.report or validate(ctx.paths.data, progress=False)
     c = ctx.cfg
     split_report(report, c.val, c.test, seed=c.split_seed).save(ctx.paths.manifest)
+    if c.data is None and c.aux is not None:  # the other walkers: train and val for the autoencoder
+        split_report(validate(ctx.paths.aux, progress=False), c.val, 0.0, seed=c.split_seed).save(
+            ctx.paths.aux_manifest)
     m = Manifest.load(ctx.paths.manifest)
     counts = {s: len(m.split(s)) for s in ("train", "val", "test")}
     ctx.echo(f"manifest {ctx.paths.manifest}: " + ", ".join(f"{s} {n}" for s, n in counts.items()))
     _small_run(ctx, "split", {"val": c.val, "test": c.test, "seed": c.split_seed, **counts}, [ctx.paths.manifest])
 
 
+def vae_source(cfg: PipelineConfig) -> list[str]:
+    """What the autoencoder may see: other walkers (simulated data), else the smallest evaluated k-subset."""
+    if cfg.data is None and cfg.aux is not None:
+        return ["vae.data=" + str(Path(cfg.out).resolve() / "aux_manifest.json")]
+    return [f"vae.train_per_person={cfg.dit_ks[0]}"]
+
+
+def _train(ctx: Context, stage: str, extra: list[str] = ()) -> None:
+    c = ctx.cfg
+    job = build_config(stage, str(ctx.paths.manifest), c.train_preset, [*vae_source(c), *c.train_overrides, *extra],
+                       out=str(ctx.paths.train), tracking_dir=str(ctx.paths.out), workers=c.workers,
+                       experiment=c.experiment)
+    run_train_job(job, ctx.parent_run_id)
+
+
 def train(stage: str) -> Callable[[Context], None]:
     def run(ctx: Context) -> None:
-        c = ctx.cfg
-        job = build_config(stage, str(ctx.paths.manifest), c.train_preset, list(c.train_overrides),
-                           out=str(ctx.paths.train), tracking_dir=str(ctx.paths.out), workers=c.workers,
-                           experiment=c.experiment)
-        run_train_job(job, ctx.parent_run_id)
+        _train(ctx, stage)
+        identity = vae_record(ctx.paths.output_of("vae")).get("identity_metrics") if stage == "vae" else None
+        if identity:
+            ctx.echo(f"VA-VAE: reconstruction identity ratio {identity['recon_identity_ratio']:.2f} (the person "
+                     f"classifier recognises {identity['recon_identity_accuracy']:.0%} of the reconstructed "
+                     "validation images)")
     return run
+
+
+def dit(ctx: Context) -> None:
+    """One DiT per generator k, each trained on the first k train images per person."""
+    ctx.paths.output_of("dit").unlink(missing_ok=True)
+    for k in ctx.cfg.dit_ks:
+        _train(ctx, "dit", [f"dit.train_per_person={k}"])
+        identity = load_dit(ctx.paths.dit(k))[2].get("identity_metrics")
+        if identity:
+            ctx.echo(f"DiT k={k_label(k)}: identity ratio {identity['identity_ratio']:.2f} at its last epoch "
+                     f"(the person classifier recognises {identity['identity_accuracy']:.0%} of its samples)")
+    ctx.paths.output_of("dit").write_text(",".join(map(str, ctx.cfg.dit_ks)))
 
 
 def sampling_settings(ctx: Context) -> SamplingConfig:
@@ -147,16 +210,21 @@ def sweep(ctx: Context) -> None:
         ctx.paths.output_of("sweep").write_text(yaml.safe_dump({}))
         ctx.echo(f"sweep off (trials = 0): sampling with {asdict(ctx.cfg.sampling)}")
         return
-    run_sweep(str(ctx.paths.dit), str(ctx.paths.manifest), ctx.paths.sweep, ctx.cfg.sweep,
+    run_sweep(str(ctx.paths.dit(ctx.cfg.dit_ks[0])), str(ctx.paths.manifest), ctx.paths.sweep, ctx.cfg.sweep,
               experiment=ctx.cfg.experiment, tracking_dir=ctx.paths.out, parent_run_id=ctx.parent_run_id)
 
 
 def generate(ctx: Context) -> None:
+    """A generated set per generator k (synthetic/k5, …), with its identity ratio and memorisation figures."""
     shutil.rmtree(ctx.paths.synthetic, ignore_errors=True)
-    per_person, _ = counts_needed(ctx.cfg, Manifest.load(ctx.paths.manifest))
-    run_generate_job(str(ctx.paths.dit), ctx.paths.synthetic, per_person, sampling_settings(ctx),
-                     workers=ctx.cfg.workers, experiment=ctx.cfg.experiment, tracking_dir=ctx.paths.out,
-                     parent_run_id=ctx.parent_run_id)
+    per_generator, _ = counts_needed(ctx.cfg, Manifest.load(ctx.paths.manifest))
+    for k, per_person in per_generator.items():
+        run_generate_job(str(ctx.paths.dit(k)), ctx.paths.synthetic_k(k), per_person, sampling_settings(ctx),
+                         workers=ctx.cfg.workers or 2, experiment=ctx.cfg.experiment, tracking_dir=ctx.paths.out,
+                         parent_run_id=ctx.parent_run_id)
+        quality = read_quality(ctx.paths.synthetic_k(k))
+        if quality is not None:
+            ctx.echo(f"generator k={k_label(k)}: {quality['summary']}")
 
 
 def evaluate(ctx: Context) -> None:
@@ -169,7 +237,8 @@ def evaluate(ctx: Context) -> None:
                                                    per_person=n), progress=False)
         oracle = str(ctx.paths.oracle)
     shutil.rmtree(ctx.paths.eval, ignore_errors=True)
-    cfg = replace(c.evaluation, data=str(ctx.paths.manifest), synthetic=str(ctx.paths.synthetic), oracle=oracle,
+    folders = tuple(str(p) for p in sorted(ctx.paths.synthetic.iterdir()) if p.is_dir())
+    cfg = replace(c.evaluation, data=str(ctx.paths.manifest), synthetic=folders, oracle=oracle,
                   out=str(ctx.paths.eval), experiment=c.experiment)
     run_evaluation(cfg, tracking_dir=ctx.paths.out, parent_run_id=ctx.parent_run_id, echo=ctx.echo)
 
@@ -179,7 +248,7 @@ def report(ctx: Context) -> None:
 
 
 STAGE_FUNCTIONS: dict[str, Callable[[Context], None]] = {
-    "simulate": simulate, "validate": validate_stage, "split": split, "vae": train("vae"),
-    "latents": train("latents"), "dit": train("dit"), "sweep": sweep, "generate": generate, "evaluate": evaluate,
-    "report": report,
+    "simulate": simulate, "validate": validate_stage, "split": split, "classifier": train("classifier"),
+    "vae": train("vae"), "latents": train("latents"), "dit": dit, "sweep": sweep, "generate": generate,
+    "evaluate": evaluate, "report": report,
 }

@@ -54,9 +54,12 @@ class SimConfig:
     """What `mdaug simulate` makes: persons × per_person images of size² pixels.
 
     first_sample: index of each person's first recording; the same seed with first_sample past an existing
-    set gives fresh recordings of the same persons (the evaluation's oracle)."""
+    set gives fresh recordings of the same persons (the evaluation's oracle).
+    first_person: index of the first walker of the seed's draw; first_person=31 gives 31 *other* walkers
+    (ID_32 …), never among persons 1–31 (auxiliary data of other persons, e.g. for the autoencoder)."""
 
     persons: int = 31
+    first_person: int = 0
     per_person: int = 60
     first_sample: int = 0
     size: int = 128
@@ -67,8 +70,9 @@ class SimConfig:
     variation: VariationConfig = field(default_factory=VariationConfig)
 
     def __post_init__(self) -> None:
-        if self.first_sample < 0:
-            raise ValueError(f"first_sample must be ≥ 0, got {self.first_sample}")
+        if self.first_sample < 0 or self.first_person < 0:
+            raise ValueError(f"first_sample and first_person must be ≥ 0, got {self.first_sample}, "
+                             f"{self.first_person}")
         if self.persons < 1 or self.per_person < 1:
             raise ValueError(f"persons and per_person must be ≥ 1, got {self.persons} and {self.per_person}")
         if not 16 <= self.size <= 1024:
@@ -77,6 +81,11 @@ class SimConfig:
             raise ValueError(f"image format must be png or jpg, got {self.image_format!r}")
         if self.colormap not in ("gray", "jet"):
             raise ValueError(f"colormap must be gray or jet, got {self.colormap!r}")
+
+    @property
+    def person_indices(self) -> range:
+        """Indices of the simulated walkers in the seed's draw (folder ID_{index + 1})."""
+        return range(self.first_person, self.first_person + self.persons)
 
     @property
     def samples(self) -> range:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import multiprocessing
+import os
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -55,7 +59,7 @@ def simulate_images(persons: list[Person], keys: list[tuple[int, int]], cfg: Sim
 
 def check_radar(persons: list[Person], cfg: SimConfig) -> float:
     """Refuse settings that alias or cut the gait cycle short; return the largest Doppler (Hz)."""
-    keys = [(pi, si) for pi in range(len(persons)) for si in cfg.samples]
+    keys = [(pi, si) for pi in cfg.person_indices for si in cfg.samples]
     batches = [sample_batch(persons, keys[i:i + CHUNK], cfg)[0] for i in range(0, len(keys), CHUNK)]
     longest = max(float(b.cycle_duration.max()) for b in batches)
     if cfg.radar.duration_s < longest:
@@ -72,40 +76,55 @@ def check_radar(persons: list[Person], cfg: SimConfig) -> float:
     return fmax
 
 
-def simulate_dataset(out: Path, cfg: SimConfig, progress: bool = True) -> dict:
+def encoded_chunk(keys: list[tuple[int, int]], cfg: SimConfig) -> list[bytes]:
+    """File bytes of the given (person index, sample index) recordings (runs in a worker process)."""
+    persons = draw_persons(cfg.first_person + cfg.persons, cfg.seed)
+    return [encode(to_pil(img, cfg.colormap), cfg.image_format) for img in simulate_images(persons, keys, cfg)]
+
+
+def _chunks_in_order(chunks: list[list[tuple[int, int]]], cfg: SimConfig, workers: int):
+    """Encoded chunks in order; chunks are independent (per-sample generators), so processes share the work."""
+    if workers <= 1 or len(chunks) < 4:
+        yield from (encoded_chunk(c, cfg) for c in chunks)
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from pool.map(encoded_chunk, chunks, [cfg] * len(chunks))
+
+
+def simulate_dataset(out: Path, cfg: SimConfig, progress: bool = True, workers: int | None = None) -> dict:
     """Write the data set to `out` (which must not exist or be empty); returns the summary.
 
-    Files go to a sibling temporary folder renamed to `out` only when complete."""
+    Files go to a sibling temporary folder renamed to `out` only when complete. `workers` processes
+    simulate in parallel (default: one per CPU); the files do not depend on it."""
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} already exists and is not empty; choose another --out or remove it")
-    persons = draw_persons(cfg.persons, cfg.seed)
+    persons = draw_persons(cfg.first_person + cfg.persons, cfg.seed)
     fmax = check_radar(persons, cfg)
     tmp = out.parent / f".{out.name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    keys = [(pi, si) for pi in range(cfg.persons) for si in cfg.samples]
+    keys = [(pi, si) for pi in cfg.person_indices for si in cfg.samples]
+    chunks = [keys[start : start + CHUNK] for start in range(0, len(keys), CHUNK)]
     previews: dict[int, Image.Image] = {}
     try:
-        for k in range(cfg.persons):
-            (tmp / f"ID_{k + 1}").mkdir()
+        for pi in cfg.person_indices:
+            (tmp / f"ID_{pi + 1}").mkdir()
         bar = tqdm(total=len(keys), desc="simulate", unit="img", disable=not progress)
-        for start in range(0, len(keys), CHUNK):
-            chunk = keys[start : start + CHUNK]
-            for (pi, si), img in zip(chunk, simulate_images(persons, chunk, cfg), strict=True):
-                pil = to_pil(img, cfg.colormap)
-                (tmp / f"ID_{pi + 1}" / f"s{si:04d}.{cfg.image_format}").write_bytes(encode(pil, cfg.image_format))
+        for chunk, files in zip(chunks, _chunks_in_order(chunks, cfg, workers or os.cpu_count() or 1), strict=True):
+            for (pi, si), data in zip(chunk, files, strict=True):
+                (tmp / f"ID_{pi + 1}" / f"s{si:04d}.{cfg.image_format}").write_bytes(data)
                 if si == cfg.first_sample:
-                    previews[pi] = pil
+                    previews[pi] = Image.open(io.BytesIO(data))
             bar.update(len(chunk))
         bar.close()
         summary = {
             "config": asdict(cfg),
             "max_doppler_hz": fmax,
-            "persons": {f"ID_{i + 1}": p.to_dict() for i, p in enumerate(persons)},
+            "persons": {f"ID_{pi + 1}": persons[pi].to_dict() for pi in cfg.person_indices},
         }
         (tmp / "persons.json").write_text(json.dumps(summary, indent=2))
-        tiled_grid([(f"ID_{i + 1}", previews[i]) for i in range(cfg.persons)], cell=max(96, min(cfg.size, 128)),
+        tiled_grid([(f"ID_{pi + 1}", previews[pi]) for pi in cfg.person_indices], cell=max(96, min(cfg.size, 128)),
                    out=tmp / "preview.png")
         if out.exists():
             out.rmdir()

@@ -1,5 +1,6 @@
-"""DiT training on normalised latents: rectified-flow loss, label dropout for CFG, EMA, and one sample
-per person on validation (EMA weights). Latent statistics live in the checkpoint."""
+"""DiT training on normalised latents: rectified-flow loss, label dropout for CFG, EMA, and preview samples
+(preview_per_person per person, EMA weights, fixed seeds) at the end of each validation on the first process.
+Latent statistics live in the checkpoint."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from mdaug.flow.sampler import SamplingConfig, sample
 from mdaug.flow.transport import flow_loss
 from mdaug.models.dit import DiTConfig, LightningDiT
 from mdaug.models.ema import make_ema, update_ema
+from mdaug.training.identity import identity_seeds
 from mdaug.training.vae_module import as_config
 
 
@@ -20,18 +22,20 @@ class DiTModule(pl.LightningModule):
     def __init__(self, dit: DiTConfig | dict, stats: LatentStats, lr: float = 2e-4,
                  betas: tuple[float, float] = (0.9, 0.95), weight_decay: float = 0.0, ema_decay: float = 0.9999,
                  cosine_weight: float = 1.0,
-                 preview_sampling: SamplingConfig | dict = SamplingConfig(steps=25, cfg_scale=4.0)) -> None:
+                 preview_sampling: SamplingConfig | dict = SamplingConfig(steps=25, cfg_scale=4.0),
+                 preview_per_person: int = 1) -> None:
         super().__init__()
         dit = as_config(DiTConfig, dit)
         preview_sampling = as_config(SamplingConfig, preview_sampling)
         self.save_hyperparameters({"dit": asdict(dit), "lr": lr, "betas": betas, "weight_decay": weight_decay,
                                    "ema_decay": ema_decay, "cosine_weight": cosine_weight,
-                                   "preview_sampling": asdict(preview_sampling)})
+                                   "preview_sampling": asdict(preview_sampling),
+                                   "preview_per_person": preview_per_person})
         self.model = LightningDiT(dit)
         self.ema = make_ema(self.model)
         self.stats = stats
         self.preview_sampling = preview_sampling
-        self.last_samples: torch.Tensor | None = None  # normalised latents, one per person
+        self.last_samples: torch.Tensor | None = None  # normalised latents, person-major (see identity_seeds)
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.model.parameters(), lr=self.hparams.lr, betas=self.hparams.betas,
@@ -57,11 +61,10 @@ class DiTModule(pl.LightningModule):
         self.log("val_loss", loss, prog_bar=True, sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking:
+        if self.trainer.sanity_checking or not self.trainer.is_global_zero:
             return
-        n = self.model.config.num_classes
-        self.last_samples = sample(self.ema, list(range(n)), [10_000 + i for i in range(n)], self.preview_sampling,
-                                   device=self.device).cpu()
+        labels, seeds = identity_seeds(self.model.config.num_classes, self.hparams.preview_per_person)
+        self.last_samples = sample(self.ema, labels, seeds, self.preview_sampling, device=self.device).cpu()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["latent_stats"] = self.stats.to_dict()

@@ -10,7 +10,7 @@ import torch
 
 from mdaug.models.foundation import DinoV2Encoder
 from mdaug.models.vavae import AutoencoderKL, VAEConfig
-from mdaug.models.vavae_losses import PerceptualLoss, VAELossConfig, VAVAELoss
+from mdaug.models.vavae_losses import IdentityLoss, PerceptualLoss, VAELossConfig, VAVAELoss
 
 
 def as_config(cls, value):
@@ -25,7 +25,8 @@ class VAEModule(pl.LightningModule):
 
     def __init__(self, vae: VAEConfig | dict, loss: VAELossConfig | dict = VAELossConfig(), lr: float = 1e-4,
                  betas: tuple[float, float] = (0.5, 0.9), foundation: DinoV2Encoder | None = None,
-                 perceptual: PerceptualLoss | None = None, vf_dim: int | None = None) -> None:
+                 perceptual: PerceptualLoss | None = None, vf_dim: int | None = None,
+                 identity: IdentityLoss | None = None) -> None:
         super().__init__()
         vae, loss = as_config(VAEConfig, vae), as_config(VAELossConfig, loss)
         vf_dim = foundation.dim if foundation is not None else vf_dim
@@ -35,13 +36,14 @@ class VAEModule(pl.LightningModule):
         self.vae = AutoencoderKL(vae)
         object.__setattr__(self, "foundation", foundation)  # not a submodule: frozen, never checkpointed
         self.vf_encoder = foundation.name if foundation is not None else "none"
-        self.loss = VAVAELoss(loss, vae.out_ch, vae.z_channels, vf_dim, perceptual)
+        self.loss = VAVAELoss(loss, vae.out_ch, vae.z_channels, vf_dim, perceptual, identity)
         self.lr, self.betas = lr, betas
         self.last_reconstruction: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def on_fit_start(self) -> None:
-        if self.foundation is not None:
-            self.foundation.to(self.device)
+        for frozen in (self.foundation, self.loss.identity):
+            if frozen is not None:
+                frozen.to(self.device)
 
     def configure_optimizers(self):
         gen = [*self.vae.parameters(), self.loss.logvar]

@@ -1,0 +1,43 @@
+"""How a generated set measures up before anyone trains on it: its identity ratio (the person classifier's
+accuracy on the generated images of each person ÷ its accuracy on real validation images) and its
+memorisation figures (mdaug.memorisation). Written as quality.json beside the set; the evaluation reports it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mdaug.data.images import load_image, load_rows
+from mdaug.data.manifest import Manifest, Row
+from mdaug.memorisation import memorisation
+from mdaug.models.classifier import load_classifier
+from mdaug.training.classifier import accuracy
+
+QUALITY = "quality.json"
+
+
+def assess(folder: Path, manifest: Manifest, seen: list[Row], classifier: Path) -> dict:
+    """Identity and memorisation of the generated set in `folder` (its manifest.json lists the images);
+    `seen`: the real rows its generator trained on."""
+    net, info = load_classifier(classifier)
+    size, channels = info["size"], info["channels"]
+    listed = json.loads((Path(folder) / "manifest.json").read_text())["images"]
+    generated = torch.from_numpy(np.stack([load_image(Path(folder) / i["path"], channels, size) for i in listed]))
+    labels = torch.tensor([i["label"] for i in listed])
+    vx, _ = load_rows(manifest, manifest.split("val"), size, channels)
+    tx, _ = load_rows(manifest, seen, size, channels)
+    acc = accuracy(net, generated, labels)
+    copies = memorisation(net, tx, vx, generated)
+    return {"identity_accuracy": acc, "real_accuracy": info["val_accuracy"],
+            "identity_ratio": acc / max(info["val_accuracy"], 1e-9), "memorisation": copies.to_dict(),
+            "summary": f"identity ratio {acc / max(info['val_accuracy'], 1e-9):.2f} (the classifier recognises "
+                       f"{acc:.0%} of the generated images' persons, {info['val_accuracy']:.0%} of real ones); "
+                       + copies.summary()}
+
+
+def read_quality(folder: Path) -> dict | None:
+    path = Path(folder) / QUALITY
+    return json.loads(path.read_text()) if path.is_file() else None

@@ -1,0 +1,113 @@
+"""The DiT stage: train on the latents of the first k train images per person (a generator for the
+evaluation at k), measure the identity ratio every validation epoch, export the generator with its
+provenance (what its VA-VAE and it trained on)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+import torch
+
+from mdaug.cluster.config import TrainJobConfig
+from mdaug.cluster.preflight import check_batch
+from mdaug.cluster.ray_train import best_lightning_checkpoint, fit_with_ray, lightning_fit
+from mdaug.cluster.stages import classifier_path, identity_judge, judge_from, read_stats
+from mdaug.cluster.tracking import EpochLogger, last_metrics
+from mdaug.data.manifest import Manifest
+from mdaug.flow.latents import LatentStats, decode_latents
+from mdaug.imaging import labelled_grid, tensor_image
+from mdaug.models.dit import dit_config
+from mdaug.models.vavae import load_vae, vae_record
+from mdaug.training.identity import generator_identity, identity_seeds
+
+
+def _dit_module(job: dict[str, Any], stats: LatentStats, shape: list[int], classes: int):
+    from mdaug.flow.sampler import SamplingConfig
+    from mdaug.training.dit_module import DiTModule
+
+    d = job["dit"]
+    cfg = dit_config(d["size"], input_size=shape[-1], in_channels=shape[0], patch_size=d["patch_size"],
+                     num_classes=classes, class_dropout=d["class_dropout"])
+    preview = SamplingConfig(steps=d["preview_steps"], cfg_scale=d["preview_cfg"])
+    return DiTModule(cfg, stats, lr=d["lr"], ema_decay=d["ema_decay"], preview_sampling=preview,
+                     preview_per_person=d["identity_per_person"])
+
+
+def dit_report(vae_path: str, preset: str, judge: dict | None, channels: str):
+    """Per epoch (rank 0): decode the preview samples, measure the identity ratio, draw one per person."""
+    vae = load_vae(vae_path, preset)
+
+    def report(module) -> tuple[dict[str, float], Any]:
+        if module.last_samples is None:
+            return {}, None
+        images = decode_latents(vae, module.last_samples, module.stats).float().clamp(-1, 1)
+        per = module.hparams.preview_per_person
+        metrics, caption = {}, None
+        if judge is not None:
+            labels, _ = identity_seeds(module.model.config.num_classes, per)
+            metrics = generator_identity(images, labels, judge["classifier"], judge["real_accuracy"])
+            caption = (f"identity ratio {metrics['identity_ratio']:.2f}: the classifier recognises "
+                       f"{metrics['identity_accuracy']:.0%} of these persons (real: {judge['real_accuracy']:.0%})")
+        rows = [(f"ID {i + 1}", [tensor_image(img, channels)]) for i, img in enumerate(images[::per])]
+        return metrics, labelled_grid(rows, cell=64, caption=caption)
+    return report
+
+
+def dit_loop(config: dict[str, Any]) -> None:
+    torch.manual_seed(config["job"]["seed"])
+    stats = LatentStats.from_dict(config["stats"])
+    module = _dit_module(config["job"], stats, config["latent_shape"], config["num_classes"])
+    report = dit_report(config["vae_path"], config["job"]["vae"]["preset"], judge_from(config["judge"]),
+                        config["channels"])
+    lightning_fit(module, config, [EpochLogger(config["tracking_uri"], config["run_id"], report)])
+
+
+def _keep(batch: dict[str, np.ndarray], hashes: frozenset[str]) -> dict[str, np.ndarray]:
+    chosen = np.isin(batch["sha256"], list(hashes))
+    return {k: v[chosen] for k, v in batch.items() if k != "sha256"}
+
+
+def train_dit(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str]) -> dict[str, Path]:
+    from mdaug.training.dit_module import export_dit
+
+    rows = manifest.first_per_person(cfg.dit.train_per_person)
+    check_batch(len(rows), cfg, cfg.dit.batch_size)
+    stats, info = read_stats(cfg.out_path)
+    if info["manifest_hash"] != manifest.content_hash():
+        raise ValueError("the latents were extracted from another manifest; re-run --stage latents with this one")
+    hashes = frozenset(r.sha256 for r in rows)
+    latents = cfg.out_path / "latents"
+    datasets = {"train": ray.data.read_parquet(str(latents / "train")).map_batches(
+                    _keep, fn_kwargs={"hashes": hashes}, batch_format="numpy"),
+                "val": ray.data.read_parquet(str(latents / "val")).drop_columns(["sha256"])}
+    loop_cfg = {"epochs": cfg.dit.epochs, "batch_size": cfg.dit.batch_size, "stats": stats.to_dict(),
+                "steps_per_epoch": cfg.dit.steps_per_epoch, "latent_shape": info["latent_shape"],
+                "num_classes": manifest.num_classes, "vae_path": info["vae_path"], "channels": info["channels"],
+                "judge": identity_judge(cfg, manifest) if classifier_path(cfg).is_file() else None, **tracking}
+    result = fit_with_ray(cfg, dit_loop, loop_cfg, datasets)
+    module = _dit_module(cfg.to_dict(), stats, info["latent_shape"], manifest.num_classes)
+    ckpt = torch.load(best_lightning_checkpoint(result), map_location="cpu", weights_only=True)
+    module.load_state_dict(ckpt["state_dict"])
+    out = cfg.dit_dir
+    out.mkdir(parents=True, exist_ok=True)
+    formats = Counter(Path(r.path).suffix.lower().lstrip(".") for r in manifest.rows)
+    identity = last_metrics(tracking, ("identity_ratio", "identity_accuracy"))
+    if identity:
+        print(f"[dit k={cfg.dit.train_per_person or 'all'}] identity ratio {identity['identity_ratio']:.2f} at the "
+              f"last epoch: the person classifier recognises {identity['identity_accuracy']:.0%} of its samples")
+    provenance = {"vae": vae_record(info["vae_path"]).get("provenance") or {},
+                  "dit": {"manifest_hash": manifest.content_hash(), "images": sorted(hashes),
+                          "train_per_person": cfg.dit.train_per_person}}
+    export_dit(module, out / "dit.pt", {"vae_path": info["vae_path"], "manifest_hash": manifest.content_hash(),
+                                          "manifest_path": str(Path(cfg.data).resolve()),
+                                          "labels": {str(k): v for k, v in manifest.labels.items()},
+                                          "channels": info["channels"],
+                                          "image_format": "jpg" if formats.most_common(1)[0][0] in ("jpg", "jpeg")
+                                          else "png", "job": asdict(cfg.dit), "provenance": provenance,
+                                          "identity_metrics": identity})
+    return {"dit": out / "dit.pt", "stats": latents / "stats.json"}
