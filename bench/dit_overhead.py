@@ -11,6 +11,7 @@ import argparse
 import os
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -37,7 +38,8 @@ def module(dit: DiTStage, per_person: int) -> DiTModule:
                      num_classes=PERSONS, class_dropout=dit.class_dropout)
     stats = LatentStats(torch.zeros(SHAPE[0]), torch.ones(SHAPE[0]), "bench", 1)
     return DiTModule(cfg, stats, lr=dit.lr, ema_decay=dit.ema_decay, preview_per_person=per_person,
-                     preview_sampling=SamplingConfig(steps=dit.preview_steps, cfg_scale=dit.preview_cfg))
+                     preview_sampling=SamplingConfig(steps=dit.preview_steps, cfg_scale=dit.preview_cfg,
+                                                     cfg_mode="two_pass"))
 
 
 def plain_loop(dit: DiTStage, latents: torch.Tensor, labels: torch.Tensor, steps: int, threads: int) -> float:
@@ -106,31 +108,36 @@ def ray_path(dit: DiTStage, latents: np.ndarray, labels: np.ndarray, workers: in
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--steps-per-epoch", type=int, default=100, help="optimizer steps per epoch (Ray path)")
+    ap.add_argument("--steps-per-epoch", type=int, default=200, help="optimizer steps per epoch (the tiny preset's)")
     ap.add_argument("--epochs", type=int, default=3, help="epochs of the Ray path (the first is not timed)")
     ap.add_argument("--per-person", type=int, default=42, help="training latents per person")
     a = ap.parse_args()
     from mdaug.cluster.config import PRESETS
 
-    dit = DiTStage(**PRESETS["tiny"]["dit"])
+    tiny = PRESETS["tiny"]
+    dit = DiTStage(**tiny["dit"])  # the pipeline's: batch per worker × workers images per optimizer step
+    whole = replace(dit, batch_size=dit.batch_size * tiny["workers"])  # the same step in one process
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(PERSONS), a.per_person)
     latents = rng.normal(size=(len(labels), *SHAPE)).astype(np.float32)
     threads = os.cpu_count() or 1
-    plain = plain_loop(dit, torch.from_numpy(latents), torch.from_numpy(labels), a.steps_per_epoch, threads)
+    plain = plain_loop(whole, torch.from_numpy(latents), torch.from_numpy(labels), a.steps_per_epoch, threads)
     ray.init(num_cpus=threads + 2, include_dashboard=False, log_to_driver=False)
     with tempfile.TemporaryDirectory() as tmp:
-        one = ray_path(dit, latents, labels, 1, float(threads), a.epochs, a.steps_per_epoch, Path(tmp))
-        two = ray_path(dit, latents, labels, 2, threads / 2, a.epochs, a.steps_per_epoch // 2, Path(tmp))
+        one = ray_path(whole, latents, labels, 1, float(threads), a.epochs, a.steps_per_epoch, Path(tmp))
+        two = ray_path(dit, latents, labels, tiny["workers"], threads / tiny["workers"], a.epochs,
+                       a.steps_per_epoch, Path(tmp))
     ray.shutdown()
-    print(f"DiT-{dit.size}/{dit.patch_size}, batch {dit.batch_size} per worker, {len(labels)} latents {SHAPE}, "
-          f"{threads} CPUs, {a.steps_per_epoch} steps per epoch; validation samples {dit.identity_per_person} "
+    print(f"DiT-{dit.size}/{dit.patch_size}, {whole.batch_size} images per optimizer step, {len(labels)} latents "
+          f"{SHAPE}, {threads} CPUs, {a.steps_per_epoch} steps per epoch; validation samples {dit.identity_per_person} "
           f"images per person ({dit.preview_steps} steps) for the identity gate")
     print(f"  plain PyTorch loop ({threads} threads, training steps): {plain:7.1f} img/s")
-    for name, (train, whole, val) in ((f"1 worker × {threads} threads", one),
-                                      (f"2 DDP workers × {threads / 2:g} threads", two)):
+    for name, (train, epoch, val) in ((f"1 worker × {threads} threads", one),
+                                      (f"{tiny['workers']} DDP workers × {threads / tiny['workers']:g} threads "
+                                       f"(the tiny preset)", two)):
         print(f"  Ray Train, {name}: training steps {train:7.1f} img/s  ratio {train / plain:.2f} | "
-              f"whole epoch {whole:7.1f} img/s  ratio {whole / plain:.2f} (validation {val:.0%} of it)")
+              f"whole epoch {epoch:7.1f} img/s  ratio {epoch / plain:.2f} (validation {val:.0%} of it)")
+
 
 if __name__ == "__main__":
     main()

@@ -119,14 +119,15 @@ class TrainJobConfig:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # 64² gray, 2-core CPU: one worker using both cores (on 2 cores a second DDP process only adds overhead).
+    # 64² gray, 2-core CPU: two DDP workers of one thread each (bench/dit_overhead.py: the tiny DiT trains at
+    # 1.01× a plain 2-thread loop this way, 0.81× as one 2-thread worker), batch 16 each = 32 per step.
     # No PatchGAN: too few steps for it to help; the identity loss keeps who walks in the reconstructions.
-    "tiny": {"workers": 1, "cpus_per_worker": 2.0,
-             "vae": {"preset": "tiny", "epochs": 6, "steps_per_epoch": 100, "batch_size": 32, "lr": 1e-3,
+    "tiny": {"workers": 2, "cpus_per_worker": 1.0,
+             "vae": {"preset": "tiny", "epochs": 6, "steps_per_epoch": 100, "batch_size": 16, "lr": 1e-3,
                      "betas": (0.9, 0.99), "disc_start": 100_000, "identity_weight": 1.0},
              # few latents per person: small batches and a high rate learn identity fastest per CPU-second
              # (identity ratio after 160 s: batch 32 / lr 3e-3 0.84, batch 32 / 2e-3 0.71, batch 64 / 1e-3 0.17)
-             "dit": {"size": "tiny", "patch_size": 2, "epochs": 4, "steps_per_epoch": 200, "batch_size": 32,
+             "dit": {"size": "tiny", "patch_size": 2, "epochs": 4, "steps_per_epoch": 200, "batch_size": 16,
                      "lr": 3e-3, "ema_decay": 0.999}},
     # 128² gray, one GPU or a strong CPU.
     "small": {"vae": {"preset": "small", "epochs": 50, "batch_size": 32, "lr": 2e-4, "disc_start": 2000,

@@ -3,6 +3,7 @@ restarts from the latest checkpoint after a worker failure, MLflow logging from 
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from pathlib import Path
@@ -23,7 +24,6 @@ from mdaug.training.batches import ordered_loader, shuffled_loader
 def shard_tensors(name: str) -> dict[str, torch.Tensor]:
     """This worker's copy of a dataset, in memory, in a canonical order (by its `index` column): the data sets
     are small (tiny latents ≈ 5 MB) and every epoch then costs no Ray Data work."""
-    ray.data.DataContext.get_current().enable_progress_bars = False  # one read per worker: no bars in the job log
     parts: dict[str, list[np.ndarray]] = {}
     for batch in ray.train.get_dataset_shard(name).iter_batches(batch_size=4096, batch_format="numpy"):
         for k, v in batch.items():
@@ -42,6 +42,7 @@ def lightning_fit(module: pl.LightningModule, config: dict[str, Any], callbacks:
     gpu = cfg["gpus_per_worker"] > 0
     torch.set_num_threads(max(1, int(cfg["cpus_per_worker"])))
     warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")  # 1×1 convs; harmless
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no per-worker accelerator banners
     if gpu and hasattr(module, "model"):
         module.model.compile()  # in place: state_dict keys unchanged
     ctx = ray.train.get_context()
@@ -85,6 +86,8 @@ def run_name_for(cfg: TrainJobConfig) -> str:
 
 def fit_with_ray(cfg: TrainJobConfig, loop, loop_config: dict[str, Any], datasets: dict[str, ray.data.Dataset]):
     """Run the stage's TorchTrainer; returns Ray's Result (raises if training failed)."""
+    for ds in datasets.values():  # one quiet read per worker: no progress bars in the job's log
+        ds.context.enable_progress_bars = ds.context.print_on_execution_start = False
     resources = {"CPU": cfg.cpus_per_worker} | ({"GPU": cfg.gpus_per_worker} if cfg.gpus_per_worker else {})
     trainer = TorchTrainer(
         loop,

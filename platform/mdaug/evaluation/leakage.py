@@ -21,7 +21,7 @@ from mdaug.data.manifest import Manifest
 from mdaug.evaluation.budget import generator_images
 from mdaug.evaluation.sets import EvalData, ImageSet
 
-NEAR = 0.6  # fraction of the legitimate distances' 1st percentile below which a pair is a copy
+NEAR = 0.5  # fraction of the smallest legitimate distance below which a pair is a copy
 PIXEL_FLOOR = 0.03  # a copy whatever the data: same pixels 0, resized + JPEG ≤ 0.025 at 32²; distinct ≥ 0.07
 MIN_REFERENCE = 30  # validation images needed to calibrate a relative threshold
 
@@ -106,8 +106,8 @@ def _sources(data: EvalData) -> list[tuple[str, ImageSet]]:
 def _near(test: torch.Tensor, val: torch.Tensor, train: torch.Tensor,
           sources: list[tuple[str, ImageSet, torch.Tensor]], space: str, data: EvalData,
           floor: float = 0.0) -> tuple[dict[str, float], list[dict]]:
-    """Findings where a test vector is closer to a source's vector than that source's threshold: NEAR × the 1st
-    percentile of the validation split's nearest-neighbour distances to the same source (validation and test are
+    """Findings where a test vector is closer to a source's vector than that source's threshold: NEAR × the
+    smallest of the validation split's nearest-neighbour distances to the same source (validation and test are
     exchangeable held-out samples, so without leakage both sit equally far from any source; for the validation
     split itself, the train split's distances to it). Calibrated only with ≥ MIN_REFERENCE validation images;
     `floor` always applies."""
@@ -115,7 +115,8 @@ def _near(test: torch.Tensor, val: torch.Tensor, train: torch.Tensor,
     for name, s, vectors in sources:
         reference, _ = nearest(train, vectors) if s is data.val else nearest(val, vectors)
         calibrated = len(val) >= MIN_REFERENCE and len(reference)
-        threshold = max(NEAR * float(torch.quantile(reference, 0.01)) if calibrated else 0.0, floor)
+        # the smallest, not a percentile: with hundreds of test images a percentile rule flags distinct recordings
+        threshold = max(NEAR * float(reference.min()) if calibrated else 0.0, floor)
         thresholds[name] = threshold
         dist, idx = nearest(test, vectors)
         for t in torch.nonzero(dist < threshold).flatten().tolist():

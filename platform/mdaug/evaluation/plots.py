@@ -24,8 +24,8 @@ def accuracy_vs_k(rows: list[ArmRow], path: Path) -> Path:
     fig = Figure(figsize=(7, 4.2))
     ax = fig.subplots()
     for arm in dict.fromkeys(r.arm for r in rows):
-        pts = [next(r for r in rows if r.arm == arm and r.k == k) for k in ks]
-        x = np.arange(len(ks))
+        pts = [r for k in ks for r in rows if r.arm == arm and r.k == k]  # controls may run at fewer k
+        x = np.array([ks.index(p.k) for p in pts])
         acc = np.array([p.accuracy for p in pts])
         style = {"lw": 2.5, "color": "black"} if arm == REAL else {"lw": 1.4}
         line, = ax.plot(x, acc, marker="o", label=arm, **style)

@@ -1,5 +1,6 @@
 """DiT training on normalised latents: rectified-flow loss, label dropout for CFG, EMA, and preview samples
-(preview_per_person per person, EMA weights, fixed seeds) at the end of each validation on the first process.
+(preview_per_person per person, EMA weights, fixed seeds) at the end of each validation, shared out over the
+processes and gathered on the first.
 Latent statistics live in the checkpoint."""
 
 from __future__ import annotations
@@ -61,10 +62,22 @@ class DiTModule(pl.LightningModule):
         self.log("val_loss", loss, prog_bar=True, sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking or not self.trainer.is_global_zero:
+        """The preview samples, shared out over the processes (one noise seed per sample: the same images
+        whatever the split) and gathered on the first."""
+        if self.trainer.sanity_checking:
             return
         labels, seeds = identity_seeds(self.model.config.num_classes, self.hparams.preview_per_person)
-        self.last_samples = sample(self.ema, labels, seeds, self.preview_sampling, device=self.device).cpu()
+        world, rank = self.trainer.world_size, self.trainer.global_rank
+        chunk = -(-len(labels) // world)
+        mine = slice(rank * chunk, (rank + 1) * chunk)
+        shape = (self.model.config.in_channels, self.model.config.input_size, self.model.config.input_size)
+        part = torch.zeros(chunk, *shape, device=self.device)  # padded: every process gathers the same shape
+        if labels[mine]:
+            part[:len(labels[mine])] = sample(self.ema, labels[mine], seeds[mine], self.preview_sampling,
+                                              device=self.device)
+        gathered = self.all_gather(part).reshape(-1, *shape) if world > 1 else part
+        if self.trainer.is_global_zero:
+            self.last_samples = gathered[:len(labels)].cpu()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["latent_stats"] = self.stats.to_dict()
