@@ -70,6 +70,20 @@ def test_config_errors():
     with pytest.raises(ValueError, match="unknown arms"):
         EvalConfig(arms=("real", "real+synthetic", "magic"))
     assert eval_config("tiny", ratios=(0.5, 2.0)).reference_ratio == 0.5
+    with pytest.raises(ValueError, match=r"control k values \(20,\) must be among"):
+        EvalConfig(ks=(5, 10), control_ks=(20,))
+
+
+def test_controls_run_at_control_ks_and_the_primary_pair_everywhere():
+    from mdaug.evaluation.arms import plan_runs
+
+    specs = plan_runs(eval_config("tiny"), has_oracle=True)
+    at = {k: {s.name for s in specs if s.k == k} for k in (5, 10)}
+    assert at[10] == {"real", "real+synthetic@1"}
+    assert at[5] == {"real", "real+synthetic@1", "real+classic", "synthetic-only", "oracle@1", "random-labels@1",
+                     "A/A"}
+    assert all(sum(1 for s in specs if (s.name, s.k) == (n, k)) == 8 for k in at for n in at[k])  # 8 seeds each
+    assert eval_config("tiny", ks=(2, 4)).control_ks == (2,)
 
 
 def test_harness_detects_oracle_gain_and_no_aa_gain(sim_eval, ray_local, tmp_path):

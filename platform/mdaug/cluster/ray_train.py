@@ -86,7 +86,9 @@ def run_name_for(cfg: TrainJobConfig) -> str:
 
 def fit_with_ray(cfg: TrainJobConfig, loop, loop_config: dict[str, Any], datasets: dict[str, ray.data.Dataset]):
     """Run the stage's TorchTrainer; returns Ray's Result (raises if training failed)."""
-    for ds in datasets.values():  # one quiet read per worker: no progress bars in the job's log
+    # read once here, not once per worker: every worker then copies finished blocks from the object store
+    datasets = {name: ds.materialize() for name, ds in datasets.items()}
+    for ds in datasets.values():  # quiet copies: no progress bars per worker in the job's log
         ds.context.enable_progress_bars = ds.context.print_on_execution_start = False
     resources = {"CPU": cfg.cpus_per_worker} | ({"GPU": cfg.gpus_per_worker} if cfg.gpus_per_worker else {})
     trainer = TorchTrainer(
