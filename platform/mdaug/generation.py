@@ -43,7 +43,8 @@ class Generator:
         info = {"dit_sha256": file_sha256(Path(dit_path)), "vae_identity": stats.vae_identity,
                 "training_manifest_hash": ckpt.get("manifest_hash"), "training_manifest": ckpt.get("manifest_path"),
                 "channels": ckpt.get("channels", "gray"), "image_format": ckpt.get("image_format", "png"),
-                "provenance": ckpt.get("provenance")}
+                "provenance": ckpt.get("provenance"), "vae_path": str(vae_file.resolve()),
+                "identity_metrics": ckpt.get("identity_metrics")}
         return cls(model, stats, vae.eval(), labels, info)
 
     def seen_rows(self, manifest: Manifest) -> list[Row]:

@@ -123,7 +123,8 @@ def _generators(budgets: dict[int, Budget], data: EvalData) -> tuple[list[tuple[
     lines, notes, identity = [], {}, {}
     for k, b in budgets.items():
         quality = read_quality(Path(b.folder))
-        text = b.describe() + (f"; {quality['summary']}" if quality else "")
+        text = "; ".join([b.describe()] + [quality[k] for k in ("training_summary", "summary")
+                                           if quality and quality.get(k)])
         lines.append((k_label(k), text))
         if not b.equal:
             most = max(b.seen.values(), default=0)

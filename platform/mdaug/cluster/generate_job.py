@@ -28,6 +28,7 @@ from mdaug.generation import (
     run_chunk,
 )
 from mdaug.imaging import labelled_grid, tensor_image
+from mdaug.models.vavae import vae_record
 
 
 @ray.remote
@@ -57,6 +58,16 @@ def comparison_grid(gen: Generator, folder: Path, job: GenerationJob, per_row: i
     return labelled_grid(rows, cell=64)
 
 
+def _training_identity(gen: Generator) -> dict:
+    """The identity ratios its VA-VAE and its DiT reached at their last training epoch, where recorded."""
+    vae_path = gen.info.get("vae_path")
+    vae = (vae_record(vae_path).get("identity_metrics") or {}) if vae_path and Path(vae_path).is_file() else {}
+    dit = gen.info.get("identity_metrics") or {}
+    words = ([f"VA-VAE reconstruction identity ratio {vae['recon_identity_ratio']:.2f}"] if vae else []) + \
+        ([f"DiT identity ratio {dit['identity_ratio']:.2f} (its last epoch's preview samples)"] if dit else [])
+    return {"training_identity": {"vae": vae, "dit": dit}, "training_summary": "; ".join(words)}
+
+
 def assess_output(gen: Generator, out: Path, classifier: Path | None) -> dict | None:
     """quality.json of the finished set (identity, memorisation), when the identity classifier and the training
     manifest are at hand; None otherwise."""
@@ -66,7 +77,7 @@ def assess_output(gen: Generator, out: Path, classifier: Path | None) -> dict | 
     quality = read_quality(out)
     if quality is None:
         manifest = Manifest.load(Path(manifest_path))
-        quality = assess(out, manifest, gen.seen_rows(manifest), classifier)
+        quality = assess(out, manifest, gen.seen_rows(manifest), classifier) | _training_identity(gen)
         (out / QUALITY).write_text(json.dumps(quality, indent=1))
     return quality
 
@@ -124,5 +135,5 @@ def run_generate_job(dit: str, out: Path, per_person: int, sampling: SamplingCon
                 client.log_metric(run_id, k, float(v))
     print(f"wrote {len(job.items())} images to {out} in {seconds:.0f} s")
     if quality is not None:
-        print(quality["summary"])
+        print("; ".join(x for x in (quality.get("training_summary"), quality["summary"]) if x))
     return out

@@ -224,7 +224,7 @@ def generate(ctx: Context) -> None:
                          parent_run_id=ctx.parent_run_id)
         quality = read_quality(ctx.paths.synthetic_k(k))
         if quality is not None:
-            ctx.echo(f"generator k={k_label(k)}: {quality['summary']}")
+            ctx.echo(f"generator k={k_label(k)}: generated set's {quality['summary']}")
 
 
 def evaluate(ctx: Context) -> None:
