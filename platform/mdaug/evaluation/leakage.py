@@ -55,8 +55,8 @@ class LeakageCheck:
             f"classifier features not calibrated: fewer than {MIN_REFERENCE} validation images"
         return (f"leakage check passed: {self.test_images} test images share no content (hash) and are no "
                 f"near-duplicates (pixel fingerprint, {features}) of the {self.compared_images} train/val/generated/"
-                f"oracle images, nor share content with the {self.generator_images} images the generator trained "
-                f"on{groups}")
+                f"oracle images, nor share content with the {self.generator_images} images its generator's "
+                f"training manifests offered it{groups}")
 
 
 def _generator_hashes(info: dict) -> tuple[str, set[str]]:

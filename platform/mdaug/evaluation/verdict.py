@@ -31,9 +31,13 @@ def _outcome(r: ArmRow) -> str:
 
 
 def primary_line(r: ArmRow, family_size: int, budget_note: str = "") -> str:
+    caveat = ""
+    if r.significant and r.gain_lo <= 0 <= r.gain_hi:
+        caveat = (" on this test set; its 95 % CI, which also resamples the test images, includes 0: it may not "
+                  "hold on other test images")
     return (f"k={r.k} · primary (pre-registered): {r.arm} vs {r.versus}: {_gain(r)}, sign-flip p={_p(r.p_perm)} "
             f"over training seeds on this test set, Holm-adjusted over {family_size} k p={_p(r.p_adj)} → "
-            f"{_outcome(r)}{budget_note}")
+            f"{_outcome(r)}{caveat}{budget_note}")
 
 
 def _control_words(r: ArmRow) -> str:
