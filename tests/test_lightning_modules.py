@@ -78,7 +78,7 @@ def test_dit_module_trains_ema_samples_and_resumes(tmp_path):
     ema_gap = sum((a - b).abs().sum() for a, b in zip(module.ema.parameters(), module.model.parameters(),
                                                          strict=True))
     assert ema_gap > 0
-    ckpt = torch.load(tmp_path / "last.ckpt", weights_only=False)
+    ckpt = torch.load(tmp_path / "last.ckpt", weights_only=True)
     assert torch.equal(ckpt["latent_stats"]["mean"], stats.mean) and ckpt["latent_stats"]["vae_identity"] == "vae-hash"
     assert any(k.startswith("ema.") for k in ckpt["state_dict"]) and ckpt["optimizer_states"]
     # resume: the step counter, EMA and optimizer continue; the loss keeps falling
