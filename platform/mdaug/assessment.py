@@ -14,7 +14,7 @@ from mdaug.data.images import load_image, load_rows
 from mdaug.data.manifest import Manifest, Row
 from mdaug.memorisation import memorisation
 from mdaug.models.classifier import load_classifier
-from mdaug.training.classifier import accuracy
+from mdaug.training.identity import generator_identity
 
 QUALITY = "quality.json"
 
@@ -29,13 +29,12 @@ def assess(folder: Path, manifest: Manifest, seen: list[Row], classifier: Path) 
     labels = torch.tensor([i["label"] for i in listed])
     vx, _ = load_rows(manifest, manifest.split("val"), size, channels)
     tx, _ = load_rows(manifest, seen, size, channels)
-    acc = accuracy(net, generated, labels)
+    identity = generator_identity(generated, labels, net, info["val_accuracy"])
     copies = memorisation(net, tx, vx, generated)
-    return {"identity_accuracy": acc, "real_accuracy": info["val_accuracy"],
-            "identity_ratio": acc / max(info["val_accuracy"], 1e-9), "memorisation": copies.to_dict(),
-            "summary": f"identity ratio {acc / max(info['val_accuracy'], 1e-9):.2f} (the classifier recognises "
-                       f"{acc:.0%} of the generated images' persons, {info['val_accuracy']:.0%} of real ones); "
-                       + copies.summary()}
+    return {**identity, "real_accuracy": info["val_accuracy"], "memorisation": copies.to_dict(),
+            "summary": f"identity ratio {identity['identity_ratio']:.2f} (the classifier recognises "
+                       f"{identity['identity_accuracy']:.0%} of the generated images' persons, "
+                       f"{info['val_accuracy']:.0%} of real ones); " + copies.summary()}
 
 
 def read_quality(folder: Path) -> dict | None:

@@ -31,7 +31,7 @@ def identity_seeds(num_classes: int, per_person: int) -> tuple[list[int], list[i
     return labels, [10_000 + i for i in range(len(labels))]
 
 
-def generator_identity(images: torch.Tensor, labels: list[int], classifier: torch.nn.Module,
+def generator_identity(images: torch.Tensor, labels: list[int] | torch.Tensor, classifier: torch.nn.Module,
                        real_accuracy: float) -> dict[str, float]:
-    acc = accuracy(classifier, images, torch.tensor(labels))
+    acc = accuracy(classifier, images, torch.as_tensor(labels))
     return {"identity_accuracy": acc, "identity_ratio": acc / max(real_accuracy, 1e-9)}
