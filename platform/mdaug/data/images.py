@@ -11,6 +11,8 @@ Conversion rules (documented in the README):
 
 from __future__ import annotations
 
+import stat
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,59 @@ from PIL import Image
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 SINGLE_CHANNEL_MODES = frozenset({"1", "L", "LA", "I;16", "I;16B", "I;16L", "I", "F"})
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # larger declared sizes are refused before decoding (PIL's bomb threshold)
+
+
+class ImageReadError(ValueError):
+    """A file that cannot be used as an image; `kind` is the problem kind `mdaug validate` reports."""
+
+    def __init__(self, path: Path, kind: str, reason: str) -> None:
+        self.path, self.kind, self.reason = Path(path), kind, reason
+        super().__init__(f"{printable(str(path))}: {reason} [{kind}]; `mdaug validate ROOT` lists every such file")
+
+
+def printable(text: str) -> str:
+    """A file name as it can be printed: undecodable bytes and control characters escaped."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def check_file(path: Path) -> None:
+    """Raise ImageReadError unless path is a regular file that can be opened (links are followed)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as err:
+        kind = "broken link" if path.is_symlink() else "cannot be read"
+        raise ImageReadError(path, "unreadable", f"{kind} ({err.strerror or err})") from None
+    if stat.S_ISDIR(mode):
+        raise ImageReadError(path, "unreadable", "a link to a folder; links inside person folders are not followed")
+    if not stat.S_ISREG(mode):
+        raise ImageReadError(path, "unreadable", "not a regular file (a pipe, socket or device)")
+
+
+def open_image(path: Path) -> Image.Image:
+    """Decode a whole image file; every refusal, the OS's or PIL's, for any reason, is an ImageReadError."""
+    check_file(path)
+    try:
+        with warnings.catch_warnings():  # PIL's complaints about a damaged file become its reason, not noise
+            warnings.simplefilter("ignore")
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if im.width * im.height > MAX_PIXELS:
+                    raise Image.DecompressionBombError(f"{im.width}x{im.height} is {im.width * im.height} pixels")
+                im.load()
+                return im.copy()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ImageReadError(path, "too_large", f"declared size above the limit of {MAX_PIXELS} pixels ({err}); "
+                             "raise mdaug.data.images.MAX_PIXELS for such data") from None
+    except PermissionError as err:
+        raise ImageReadError(path, "unreadable", f"cannot be read ({err.strerror})") from None
+    except Image.UnidentifiedImageError:
+        raise ImageReadError(path, "corrupt", "not a decodable image (unknown or damaged header)") from None
+    except MemoryError:
+        raise ImageReadError(path, "too_large", "decoding it needs more memory than there is") from None
+    except Exception as err:  # PIL raises many types: OSError, SyntaxError, struct.error, IndexError, …
+        raise ImageReadError(path, "corrupt", f"decoding failed: {type(err).__name__}: {err}") from None
 
 
 def _drop_alpha(img: Image.Image) -> Image.Image:
@@ -59,8 +114,7 @@ def model_channels(data_channels: str, in_channels: int) -> str:
 
 def load_image(path: Path, channels: str, size: int | None = None) -> np.ndarray:
     """Decode, convert, optionally resize (bilinear) → float32 CHW in [-1, 1]."""
-    with Image.open(path) as im:
-        img = convert_mode(im, "rgb" if channels == "jet" else channels)
+    img = convert_mode(open_image(path), "rgb" if channels == "jet" else channels)
     if channels == "jet":
         from mdaug.data.colormap import invert
 

@@ -8,15 +8,14 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from mdaug.data.images import IMAGE_EXTENSIONS, SINGLE_CHANNEL_MODES
+from mdaug.data.images import IMAGE_EXTENSIONS, SINGLE_CHANNEL_MODES, ImageReadError, open_image, printable
 
 DEFAULT_PATTERN = r"ID_(\d+)"
 
 # Problem kinds. EXCLUDING kinds remove the file from the data set; the others are notices.
-EXCLUDING = frozenset({"not_image", "corrupt", "too_small", "label_conflict"})
+EXCLUDING = frozenset({"not_image", "unreadable", "corrupt", "too_large", "too_small", "label_conflict"})
 NOTICES = frozenset({"empty_person", "folder_mismatch", "duplicate", "missing_id"})
 
 
@@ -110,7 +109,7 @@ class ValidationReport:
                          "read as RGB")
         if self.problems:
             lines.append(f"{len(self.problems)} problems ({len(self.excluded)} files excluded):")
-            lines += [f"  [{p.kind}] {p.path}: {p.reason}" for p in self.problems]
+            lines += [f"  [{p.kind}] {printable(p.path)}: {printable(p.reason)}" for p in self.problems]
         else:
             lines.append("no problems found")
         return "\n".join(lines)
@@ -154,13 +153,10 @@ def find_person_folders(root: Path, pattern: str) -> tuple[dict[int, Path], list
 def _inspect(path: Path, min_size: int) -> tuple[tuple[int, int, str] | None, str | None, str | None]:
     """(width, height, mode) or (None, kind, reason)."""
     try:
-        with Image.open(path) as im:
-            im.load()
-            w, h, mode = im.width, im.height, im.mode
-    except UnidentifiedImageError:
-        return None, "corrupt", "not a decodable image (unknown or damaged header)"
-    except (OSError, SyntaxError, ValueError) as err:
-        return None, "corrupt", f"decoding failed: {err}"
+        im = open_image(path)
+    except ImageReadError as err:
+        return None, err.kind, err.reason
+    w, h, mode = im.width, im.height, im.mode
     if min(w, h) < min_size:
         return None, "too_small", f"{w}x{h} is smaller than the minimum side {min_size}"
     return (w, h, mode), None, None
@@ -178,7 +174,8 @@ def validate(root: Path, pattern: str = DEFAULT_PATTERN, channels: str = "auto",
         problems.append(Problem("missing_id", ".", f"person ids missing from 1..{ids[-1]}: {missing}"))
     files: list[tuple[int, Path]] = []
     for pid in ids:
-        found = sorted(f for f in folders[pid].rglob("*") if f.is_file())
+        # every entry but real folders: links, pipes and the like are reported below, never silently dropped
+        found = sorted(f for f in folders[pid].rglob("*") if f.is_symlink() or not f.is_dir())
         if not found:
             problems.append(Problem("empty_person", folders[pid].name, "person folder holds no files"))
         files += [(pid, f) for f in found]
@@ -212,8 +209,7 @@ def _colour_mode(root: Path, colour: list[ImageRecord], sample: int = 16) -> tup
     picks = colour[:: max(1, len(colour) // sample)][:sample]
     arrays = []
     for r in picks:
-        with Image.open(root / r.path) as im:
-            arrays.append(np.asarray(im.convert("RGB")))
+        arrays.append(np.asarray(open_image(root / r.path).convert("RGB")))
     name, error = detect(arrays)
     return ("jet" if name == "jet" else "rgb"), error
 
