@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import ray
 import torch
 from mlflow.tracking import MlflowClient
@@ -21,8 +21,8 @@ from mdaug.cluster.ray_train import best_lightning_checkpoint, fit_with_ray, lig
 from mdaug.cluster.tracking import EpochLogger, last_metrics, reconstruction_grid
 from mdaug.data.images import load_rows, load_split, model_channels
 from mdaug.data.manifest import Manifest
-from mdaug.data.ray_ingest import manifest_dataset, rows_dataset
-from mdaug.flow.latents import LatentStats
+from mdaug.data.ray_ingest import index_within, manifest_dataset, rows_dataset, shift_index
+from mdaug.flow.latents import EncodeBatch, LatentStats
 from mdaug.models.classifier import PersonClassifier, load_classifier, save_classifier
 from mdaug.models.vavae import VAE_PRESETS, AutoencoderKL, load_official_vavae, load_vae, save_vae
 from mdaug.models.vavae_losses import IdentityLoss, VAELossConfig
@@ -168,40 +168,32 @@ def train_vae(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str])
 
 
 # ---------------------------------------------------------------- latents
-class EncodeBatch:
-    """Ray Data actor: the VAE encoder, loaded once per actor."""
-
-    def __init__(self, vae_path: str, preset: str) -> None:
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.vae = load_vae(vae_path, preset).to(self.device)
-
-    @torch.no_grad()
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        x = torch.from_numpy(batch["image"]).to(self.device)
-        z = self.vae.encode(x).mean.float().cpu().numpy()
-        return {"latent": z, "label": batch["label"], "index": batch["index"], "sha256": batch["sha256"]}
-
-
 def extract_latents(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str]) -> dict[str, Path]:
+    """Encode the train and val images in one pass of one actor pool; latents/{train,val} Parquet + stats.json."""
     vae_path = cfg.out_path / "vae" / "vae.pt"
     vae = load_vae(vae_path, cfg.vae.preset)  # refuses another preset's checkpoint before any work
     out = cfg.out_path / "latents"
     size, ch = vae.config.resolution, data_channels(cfg, manifest)
     gpu = cfg.gpus_per_worker > 0
-    for split in ("train", "val"):
-        ds = manifest_dataset(manifest, split, size, ch, with_hash=True).map_batches(
-            EncodeBatch, fn_constructor_kwargs={"vae_path": str(vae_path), "preset": cfg.vae.preset},
-            batch_size=64, compute=ray.data.ActorPoolStrategy(size=cfg.workers), num_gpus=1 if gpu else 0,
-            num_cpus=cfg.cpus_per_worker if not gpu else 1)
+    n_train = len(manifest.split("train"))
+    encoded = rows_dataset(manifest, manifest.split("train") + manifest.split("val"), size, ch,
+                           with_hash=True).map_batches(
+        EncodeBatch, fn_constructor_kwargs={"vae_path": str(vae_path), "preset": cfg.vae.preset},
+        batch_size=64, compute=ray.data.ActorPoolStrategy(size=cfg.workers), num_gpus=1 if gpu else 0,
+        num_cpus=cfg.cpus_per_worker if not gpu else 1).materialize()
+    for split, first, last in (("train", 0, n_train), ("val", n_train, None)):
+        part = encoded.filter(partial(index_within, first=first, last=last)).map_batches(
+            partial(shift_index, by=first), batch_format="numpy")
         target = out / split
         shutil.rmtree(target, ignore_errors=True)  # a rerun replaces the files; write_parquet would add to them
-        ds.write_parquet(str(target))
-    latents = ray.data.read_parquet(str(out / "train")).select_columns(["latent"])
-    stats = LatentStats.from_latents((b["latent"] for b in latents.iter_torch_batches(batch_size=256)), vae.identity())
+        part.write_parquet(str(target))
+    train = [torch.from_numpy(b["latent"][b["index"] < n_train])
+             for b in encoded.select_columns(["latent", "index"]).iter_batches(batch_size=256, batch_format="numpy")]
+    stats = LatentStats.from_latents(train, vae.identity())
     (out / "stats.json").write_text(json.dumps({
         "mean": stats.mean.tolist(), "std": stats.std.tolist(), "vae_identity": stats.vae_identity,
         "count": stats.count, "vae_path": str(vae_path), "manifest_hash": manifest.content_hash(),
-        "channels": ch, "latent_shape": list(latents.take(1)[0]["latent"].shape),
+        "channels": ch, "latent_shape": list(next(z for z in train if len(z))[0].shape),
     }, indent=1))
     return {"latents": out, "stats": out / "stats.json"}
 

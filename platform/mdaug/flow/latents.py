@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -68,3 +69,19 @@ def decode_latents(vae: nn.Module, z_normalized: torch.Tensor, stats: LatentStat
             f"({stats.vae_identity[:12]}…); decode with the VAE recorded in the DiT checkpoint"
         )
     return vae.decode(stats.denormalize(z_normalized))
+
+
+class EncodeBatch:
+    """Ray Data actor: the VAE encoder, loaded once per actor (this module imports only torch: actors start fast)."""
+
+    def __init__(self, vae_path: str, preset: str) -> None:
+        from mdaug.models.vavae import load_vae
+
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.vae = load_vae(vae_path, preset).to(self.device)
+
+    @torch.no_grad()
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        x = torch.from_numpy(batch["image"]).to(self.device)
+        z = self.vae.encode(x).mean.float().cpu().numpy()
+        return {"latent": z, "label": batch["label"], "index": batch["index"], "sha256": batch["sha256"]}
