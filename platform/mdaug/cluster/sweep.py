@@ -38,7 +38,7 @@ class SweepConfig:
     steps: tuple[int, int] = (8, 250)
     cfg_interval_start: tuple[float, float] = (0.0, 0.3)
     timestep_shift: tuple[float, float] = (0.1, 1.0)
-    seed: int = 0
+    seed: int = 0  # seeds the search (the same sweep tries the same settings) and the trials' images
 
 
 def search_space(c: SweepConfig) -> dict:
@@ -47,15 +47,18 @@ def search_space(c: SweepConfig) -> dict:
             "timestep_shift": tune.uniform(*c.timestep_shift)}
 
 
-def search_algorithm(name: str):
+def search_algorithm(name: str, seed: int = 0):
+    """The search, seeded: the same sweep configuration tries the same settings."""
     if name == "random":
-        return None  # Tune's default: random sampling of the space
+        from ray.tune.search.basic_variant import BasicVariantGenerator
+
+        return BasicVariantGenerator(random_state=seed)
     if name == "optuna":
         if importlib.util.find_spec("optuna") is None:
             raise ValueError("--search optuna needs the optuna package (pip install optuna); or use --search random")
         from ray.tune.search.optuna import OptunaSearch
 
-        return OptunaSearch()
+        return OptunaSearch(seed=seed)
     raise ValueError(f"unknown search {name!r}; use random or optuna")
 
 
@@ -142,7 +145,7 @@ def run_sweep(dit: str, data: str | None, out: Path, cfg: SweepConfig, vae: str 
             tune.with_resources(trial, {"cpu": 1}),
             param_space={**search_space(cfg), "ctx": ctx},
             tune_config=tune.TuneConfig(metric="frechet", mode="min", num_samples=cfg.trials,
-                                        search_alg=search_algorithm(cfg.search)),
+                                        search_alg=search_algorithm(cfg.search, cfg.seed)),
             run_config=tune.RunConfig(name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(out / "tune")),
         )
         t0 = time.perf_counter()
