@@ -87,22 +87,3 @@ def test_train_job_help_documents_every_option():
                 "--epochs", "--resume", "overrides"):
         assert opt in out
     assert "vae.lr=1e-3" in out
-
-
-def test_a_second_pipeline_on_the_same_out_is_refused_and_a_killed_one_leaves_no_lock(tmp_path):
-    from mdaug.pipeline.runner import OutputLocked, exclusive
-
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from mdaug.pipeline.runner import exclusive\n"
-                               "with exclusive(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(600)",
-                               str(tmp_path)], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "held"
-    second = subprocess.run([sys.executable, Path(__file__).resolve().parents[1] / "jobs" / "pipeline.py", "--out",
-                             tmp_path], capture_output=True, text=True)
-    assert second.returncode == 2 and f"in use by another pipeline (pid {holder.pid} on " in second.stderr
-    with pytest.raises(OutputLocked), exclusive(tmp_path):
-        pass
-    holder.kill()  # SIGKILL: no cleanup runs, yet the OS drops the lock with the process
-    holder.wait()
-    with exclusive(tmp_path):
-        assert "pid" in (tmp_path / ".pipeline.lock").read_text()

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import ray
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from mdaug.assessment import QUALITY, assess, read_quality
 from mdaug.cluster.tracking import log_params, mlflow_run
-from mdaug.data.images import load_image
+from mdaug.data.images import load_image, open_image
 from mdaug.data.manifest import Manifest
 from mdaug.flow.sampler import SamplingConfig
 from mdaug.generation import (
@@ -53,7 +52,7 @@ def comparison_grid(gen: Generator, folder: Path, job: GenerationJob, per_row: i
             train = [r for r in real.split("train") if r.person == p][:per_row]
             imgs += [tensor_image(torch.from_numpy(load_image(Path(real.root) / r.path, real.channels)), real.channels)
                      for r in train]
-        imgs += [Image.open(folder / file_name(p, i, fmt)) for i in range(min(per_row, job.per_person))]
+        imgs += [open_image(folder / file_name(p, i, fmt)) for i in range(min(per_row, job.per_person))]
         rows.append((f"ID {p}", imgs))
     return labelled_grid(rows, cell=64)
 

@@ -64,7 +64,9 @@ class StageLog:
         self.done[stage] = {"hash": key, "seconds": round(seconds, 2), "finished": time.strftime("%FT%T")}
         for s in later:
             self.done.pop(s, None)
-        self.path.write_text(json.dumps(self.done, indent=1))
+        tmp = self.path.with_suffix(".json.tmp")  # a kill mid-write must not leave a truncated record
+        tmp.write_text(json.dumps(self.done, indent=1))
+        os.replace(tmp, self.path)
 
 
 class OutputLocked(RuntimeError):
@@ -94,6 +96,20 @@ def exclusive(out: Path) -> Iterator[None]:
         handle.close()
 
 
+def close_killed_runs(client, out: Path, experiment: str, current: str, echo: Callable[[str], None]) -> None:
+    """Runs a killed pipeline left RUNNING in this folder's own MLflow store end KILLED (this run holds the
+    folder's lock, so nothing else writes there); a shared tracking server is left alone."""
+    if tracking_uri(out) != f"sqlite:///{(out / 'mlflow.db').resolve()}":
+        return
+    exp = client.get_experiment_by_name(experiment)
+    stale = [r for r in client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'", max_results=10000)
+             if r.info.run_id != current] if exp else []
+    for r in stale:
+        client.set_terminated(r.info.run_id, "KILLED")
+    if stale:
+        echo(f"marked {len(stale)} MLflow runs of an interrupted pipeline KILLED")
+
+
 def run_pipeline(cfg: PipelineConfig, start: str | None = None, only: str | None = None,
                  echo: Callable[[str], None] = print) -> dict[str, Path]:
     """Run (or resume) the pipeline; returns where its outputs are. `start` forces that stage and every later
@@ -117,6 +133,7 @@ def _run(cfg: PipelineConfig, out: Path, start: str | None, only: str | None,
     t_all, forced, ran = time.perf_counter(), False, []
     tags = {"kind": "pipeline", "preset": cfg.preset}
     with mlflow_run(out, cfg.experiment, "pipeline", tags) as (client, run_id):
+        close_killed_runs(client, out, cfg.experiment, run_id, echo)
         ctx = Context(cfg, paths, run_id, echo)
         for stage in stages:
             forced = forced or stage == start

@@ -216,7 +216,12 @@ def sweep(ctx: Context) -> None:
 
 def generate(ctx: Context) -> None:
     """A generated set per generator k (synthetic/k5, …), with its identity ratio and memorisation figures."""
-    shutil.rmtree(ctx.paths.synthetic, ignore_errors=True)
+    # finished sets of earlier settings go; an interrupted run's .k5.partial is resumed (restarted if they differ)
+    for old in ctx.paths.synthetic.glob("[!.]*"):
+        if old.is_dir():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
     per_generator, _ = counts_needed(ctx.cfg, Manifest.load(ctx.paths.manifest))
     for k, per_person in per_generator.items():
         run_generate_job(str(ctx.paths.dit(k)), ctx.paths.synthetic_k(k), per_person, sampling_settings(ctx),
