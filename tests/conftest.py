@@ -12,6 +12,18 @@ os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
 
 @pytest.fixture(scope="session")
+def seed() -> int:
+    """The seed a learning test starts from: MDAUG_TEST_SEED, else 0. bench/learning_margins.py reruns the learning
+    tests over seeds and thread counts and tabulates what each printed with `margin`."""
+    return int(os.environ.get("MDAUG_TEST_SEED", "0"))
+
+
+def margin(test: str, quantity: str, value: float, bound: str) -> None:
+    """Print a learning test's measured quantity next to the bound it asserts (collected by learning_margins.py)."""
+    print(f"\nMARGIN {test} | {quantity} | {value:.4g} | {bound}")
+
+
+@pytest.fixture(scope="session")
 def small_sim(tmp_path_factory) -> Path:
     """31 persons × 8 images at 32² — a quick data set for data-layer tests."""
     from mdaug.sim import SimConfig, simulate_dataset

@@ -75,6 +75,7 @@ def test_bad_requests_are_clear_errors(trained, tmp_path):
     assert run.returncode == 2 and "holds something else" in run.stderr
 
 
+@pytest.mark.slow
 def test_killed_generation_leaves_no_folder_and_resumes_identically(trained, tmp_path, ray_local):
     dit = trained / "dit_k2" / "dit.pt"
     args = [sys.executable, REPO / "jobs" / "generate.py", "--dit", dit, "--per-person", "12", "--steps", "20",

@@ -66,6 +66,7 @@ def test_stages_write_checkpoints_latents_provenance_and_mlflow_runs(trained):
     assert runs["dit"].data.tags["train_per_person"] == "2" and 0 <= runs["classifier"].data.metrics["val_accuracy"]
 
 
+@pytest.mark.slow
 def test_killed_worker_resumes_from_checkpoint(trained, ray_local, tmp_path):
     """Kill one training worker (by pid, from Ray's state API) mid-epoch after the first checkpoint: the run finishes,
     every epoch is completed (the interrupted one possibly twice), and the loss continues where it was."""

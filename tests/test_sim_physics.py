@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import margin
 
 from mdaug.sim import RadarConfig, SimConfig, VariationConfig, simulate_dataset
 from mdaug.sim.dataset import check_radar, sample_batch, simulate_images
@@ -113,11 +114,11 @@ def test_existing_output_is_refused_and_nothing_half_written(tmp_path):
     assert not (tmp_path / "new").exists() and not list(tmp_path.glob(".*partial"))
 
 
-def test_persons_are_distinguishable_but_not_trivially():
+def test_persons_are_distinguishable_but_not_trivially(seed):
     """Logistic regression on 16×16 pixels, 20 train / 20 test per person: far above chance, below 100 %."""
     from sklearn.linear_model import LogisticRegression
 
-    cfg = SimConfig(per_person=40, size=64)
+    cfg = SimConfig(per_person=40, size=64, seed=seed)
     persons = draw_persons(cfg.persons, cfg.seed)
     keys = [(p, s) for p in range(cfg.persons) for s in range(cfg.per_person)]
     imgs = np.concatenate([simulate_images(persons, keys[i:i + 64], cfg) for i in range(0, len(keys), 64)])
@@ -126,5 +127,6 @@ def test_persons_are_distinguishable_but_not_trivially():
     train = np.array([s < 20 for _, s in keys])
     clf = LogisticRegression(max_iter=2000, C=1.0).fit(x[train], y[train])
     acc = clf.score(x[~train], y[~train])
-    print(f"logistic-regression accuracy on 31 simulated persons: {acc:.3f} (chance {1 / 31:.3f})")
-    assert 0.2 < acc < 0.98
+    # 0.195–0.281 over simulator seeds 0–4 (bench/learning_margins.py): 6–9× chance, far from perfect
+    margin("sim_distinguishable", "logistic-regression accuracy (chance 0.032)", acc, "in (0.12, 0.98)")
+    assert 0.12 < acc < 0.98
