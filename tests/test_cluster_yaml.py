@@ -1,19 +1,48 @@
-"""cluster.yaml passes the checks `ray up` runs first: Ray's prepare_config + validate_config against the
-bundled schema (offline, no AWS credentials), and keeps its promises: no public ports, pinned installs."""
+"""cluster.yaml passes the checks `ray up` runs first (Ray's prepare_config + validate_config against the bundled
+schema, offline, no AWS credentials) and boots: every setup and start command, rendered as Ray runs them, installs
+into Ray's own Python 3.11 image, starts MLflow (basic auth, S3 artifacts, the head's private address) before
+`ray start`, and hands its URI and login to `ray start` and to jobs. k8s/rayjob.yaml is a KubeRay RayJob whose
+fields are the CRD's. Each check is run once more against broken copies of the files, which it must refuse."""
 
 from __future__ import annotations
 
+import configparser
+import re
+import shlex
+import tomllib
 from pathlib import Path
 
 import pytest
+import ray
 import yaml
+from mlflow.environment_variables import (
+    MLFLOW_AUTH_ADMIN_PASSWORD,
+    MLFLOW_AUTH_ADMIN_USERNAME,
+    MLFLOW_AUTH_CONFIG_PATH,
+    MLFLOW_FLASK_SERVER_SECRET_KEY,
+    MLFLOW_TRACKING_PASSWORD,
+    MLFLOW_TRACKING_URI,
+    MLFLOW_TRACKING_USERNAME,
+)
 from ray.autoscaler._private.util import prepare_config, validate_config
+from ray.runtime_env import RuntimeEnv
 
 REPO = Path(__file__).resolve().parents[1]
+CLUSTER = (REPO / "cluster.yaml").read_text()
+RAYJOB = (REPO / "k8s" / "rayjob.yaml").read_text()
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+# ">=3.11" → (3, 11): the Python the package needs, which the images and the setup check must say
+PYTHON = tuple(int(x) for x in re.fullmatch(r">=\s*(\d+)\.(\d+)", PYPROJECT["project"]["requires-python"]).groups())
+IMAGE = re.compile(r"rayproject/ray:(?P<ray>\d+\.\d+\.\d+)-py(?P<py>\d+)-(?P<variant>cpu|gpu|cu\d+)")
+
+
+def _requirement_name(req: str) -> str:
+    """'ray[default,train]==2.60.0' → 'ray'."""
+    return re.split(r"[\[=<>~! ]", req, maxsplit=1)[0].lower()
 
 
 def test_cluster_yaml_validates_with_rays_schema():
-    raw = yaml.safe_load((REPO / "cluster.yaml").read_text())
+    raw = yaml.safe_load(CLUSTER)
     config = prepare_config(raw)
     validate_config(config)
     nodes = config["available_node_types"]
@@ -23,12 +52,253 @@ def test_cluster_yaml_validates_with_rays_schema():
     head = " ".join(config["head_start_ray_commands"] + config["head_setup_commands"])
     assert "--dashboard-host=127.0.0.1" in head and "0.0.0.0" not in head and "mlflow server" in head
     setup = " ".join(config["setup_commands"])
-    assert "torch==2.13.0" in setup and "pip install -e /home/ubuntu/mdaug" in setup
+    assert "torch==2.13.0" in setup and "pip install -e /home/ray/mdaug" in setup
     assert "s3://YOUR-BUCKET" in head  # the documented shared-storage placeholder
 
 
 def test_a_broken_cluster_yaml_is_refused():
-    raw = yaml.safe_load((REPO / "cluster.yaml").read_text())
+    raw = yaml.safe_load(CLUSTER)
     raw["available_node_types"]["gpu_worker"]["min_workers"] = "many"
     with pytest.raises(Exception, match="many"):
         validate_config(prepare_config(raw))
+
+
+# ---------------------------------------------------------------------------------------------- cluster.yaml
+
+
+def _one(commands: list[str], needle: str) -> tuple[int, str]:
+    hits = [(i, c) for i, c in enumerate(commands) if needle in c]
+    assert len(hits) == 1, f"expected one command with {needle!r}, got {hits}"
+    return hits[0]
+
+
+def check_cluster(text: str) -> None:
+    """The rendered commands of cluster.yaml, as `ray up` would run them on the head and on a GPU worker."""
+    config = prepare_config(yaml.safe_load(text))
+    validate_config(config)
+    nodes = config["available_node_types"]
+
+    # Ray's own image, this Ray, the package's Python; CPU head, GPU workers; no per-node image override.
+    docker = config["docker"]
+    head_img, worker_img = IMAGE.fullmatch(docker["head_image"]), IMAGE.fullmatch(docker["worker_image"])
+    assert head_img and worker_img, (docker["head_image"], docker["worker_image"])
+    for m in (head_img, worker_img):
+        assert m["ray"] == ray.__version__ and m["py"] == "".join(map(str, PYTHON)), m.group(0)
+    assert head_img["variant"] == "cpu" and worker_img["variant"] != "cpu", "CPU image for the head, GPU for workers"
+    assert not any("docker" in n for n in nodes.values())
+
+    # Every node: the image's Python and Ray checked first, then torch (CUDA 12.8) and the project's pins.
+    mount = next(remote for remote, local in config["file_mounts"].items() if local == ".")
+    for commands in (config["head_setup_commands"], config["worker_setup_commands"]):
+        assert f"sys.version_info[:2] == {PYTHON}" in commands[0] and f"'{ray.__version__}'" in commands[0], (
+            "the first setup command checks the image's Python and Ray versions")
+        torch = _one(commands, "torch==")[0]
+        assert "torch==2.13.0" in commands[torch] and "whl/cu128" in commands[torch]
+        assert torch < _one(commands, f"pip install -e {mount}")[0]
+        assert not any("python3.10" in c or "/home/ubuntu/mdaug" in c for c in commands)
+    assert "nvidia-smi" in nodes["gpu_worker"]["initialization_commands"]  # on the host: the AMI has the driver
+
+    # The head: MLflow in head_setup_commands (Ray runs them before head_start_ray_commands), answering before
+    # `ray start`; basic auth; S3 artifacts; bound to the private address Ray gives this node.
+    setup, start = config["head_setup_commands"], config["head_start_ray_commands"]
+    assert not any("mlflow server" in c for c in start + config["worker_start_ray_commands"])
+    at, server = _one(setup, "mlflow server")
+    assert at < _one(setup, "/health")[0], "wait for MLflow to answer before `ray start`"
+    opt = dict(re.findall(r"(--[\w-]+)[ =](\$\([^)]*\)|[^-\s]\S*)", server[server.index("mlflow server"):]))
+    assert opt.get("--app-name") == "basic-auth", f"MLflow without basic-auth: {opt}"
+    assert opt["--artifacts-destination"].startswith("s3://"), "artifacts to S3"
+    assert opt["--backend-store-uri"].startswith("sqlite:////"), "an absolute sqlite store"
+    host_file = re.fullmatch(r"\$\(cat (\S+)\)", opt["--host"])
+    assert host_file, f"MLflow must bind the address in a file written at setup, not {opt['--host']}"
+    host_file, port = host_file[1], opt["--port"]
+    assert any("get_node_ip_address()" in c and c.endswith(f"> {host_file}") for c in setup[:at])
+    # its admin login from the environment, under the names MLflow reads (checked against the installed mlflow)
+    env_file = next(remote for remote, local in config["file_mounts"].items() if local.endswith(".mdaug"))
+    env_file += "/mlflow.env"
+    for name in (MLFLOW_AUTH_CONFIG_PATH, MLFLOW_AUTH_ADMIN_USERNAME, MLFLOW_AUTH_ADMIN_PASSWORD,
+                 MLFLOW_FLASK_SERVER_SECRET_KEY):
+        assert f"{name.name}=" in server, name.name
+    assert f'{MLFLOW_AUTH_ADMIN_PASSWORD.name}="${MLFLOW_TRACKING_PASSWORD.name}"' in server
+    assert f". {env_file}" in server and server.index(f". {env_file}") < server.index("mlflow server")
+    ini = re.search(rf"{MLFLOW_AUTH_CONFIG_PATH.name}=(\S+)", server)[1]
+    written = [c for c in setup[:at] if c.startswith("printf '") and c.endswith(f"' > {ini}")]
+    assert len(written) == 1, f"the basic-auth settings {ini} are written before the server starts"
+    auth = configparser.ConfigParser()
+    auth.read_string(written[0][len("printf '"):-len(f"' > {ini}")].replace("\\n", "\n"))
+    # the two keys mlflow/server/auth/config.py reads without a default; the names of its permissions.py
+    assert auth["mlflow"]["default_permission"] in {"READ", "USE", "EDIT", "MANAGE", "DENY", "NO_PERMISSIONS"}
+    assert auth["mlflow"]["database_uri"].startswith("sqlite:////"), "users in an absolute sqlite file"
+    # `--app-name basic-auth` imports flask_wtf, which only mlflow's `auth` extra installs (pyproject pins mlflow)
+    mlflow_pin = next(p for p in PYPROJECT["project"]["dependencies"] if _requirement_name(p) == "mlflow")
+    extra = mlflow_pin.replace("mlflow", "mlflow[auth]", 1)
+    assert _one(setup, f"'{extra}'")[0] < at, f"{extra} is installed before the server starts"
+
+    # `ray start` gets the URI (the same address and port) and the login; nothing goes through ~/.bashrc.
+    head_start = _one(start, "ray start --head")[1]
+    assert "--dashboard-host=127.0.0.1" in head_start, "the dashboard binds the loopback only"
+    worker_start = _one(config["worker_start_ray_commands"], "ray start --address")[1]
+    for cmd, uri in ((head_start, f"http://$(cat {host_file}):{port}"), (worker_start, f"http://$RAY_HEAD_IP:{port}")):
+        assert f"export {MLFLOW_TRACKING_URI.name}={uri}" in cmd, cmd
+        assert f". {env_file}" in cmd and cmd.index(uri) < cmd.index("ray start"), f"no MLflow login for: {cmd}"
+    rendered = [c for key, v in config.items() if key.endswith("_commands") for c in v]
+    assert not any(".bashrc" in c for c in rendered), "an export in .bashrc reaches neither ray start nor jobs"
+    assert "0.0.0.0" not in text, "no service on all interfaces"
+
+    # An instance profile on the head and on the GPU workers (S3 for checkpoints and MLflow artifacts).
+    for node in ("head", "gpu_worker"):
+        arn = nodes[node]["node_config"].get("IamInstanceProfile", {}).get("Arn", "")
+        assert re.fullmatch(r"arn:aws:iam::[^:]+:instance-profile/\S+", arn), (node, arn)
+
+    # The documented SSH tunnel targets the address and port MLflow binds, as the login user, with Ray's key.
+    comments = [line for line in text.splitlines() if line.lstrip().startswith("#")]
+    tunnels = [line for line in comments if re.search(r"\bssh .*-L ", line)]
+    assert len(tunnels) == 1, tunnels
+    fwd = re.search(r"-L (\d+):(\S+):(\d+) (\S+)@", tunnels[0])
+    assert fwd and fwd[3] == port and fwd[4] == config["auth"]["ssh_user"], tunnels[0]
+    assert fwd[2] not in ("localhost", "127.0.0.1"), "MLflow does not listen on the loopback"
+    assert any(f"cat {host_file}" in line and f"prints {fwd[2]}" in line for line in comments), fwd[2]
+    assert f"ray-autoscaler_{config['provider']['region']}.pem" in tunnels[0]
+
+
+def test_cluster_yaml_commands_boot_in_order():
+    check_cluster(CLUSTER)
+
+
+# Each a real defect (the first four are the old file's): (text, its replacement, what the refusal must say).
+BROKEN_CLUSTER = {
+    "python 3.10 image": ("2.60.0-py311-cpu", "2.60.0-py310-cpu", "py310"),
+    "URI only in .bashrc": ("    export MLFLOW_TRACKING_URI=http://$RAY_HEAD_IP:5000 &&\n",
+                            "    echo export MLFLOW_TRACKING_URI=http://$RAY_HEAD_IP:5000 >> ~/.bashrc &&\n", "bashrc"),
+    "no worker profile": ("instance-profile/mdaug-ray-worker", "instance-profile/", "gpu_worker"),
+    "tunnel to localhost": ("-L 5000:HEAD_PRIVATE_IP:5000", "-L 5000:localhost:5000", "loopback"),
+    "cpu workers": ("2.60.0-py311-gpu", "2.60.0-py311-cpu", "GPU for workers"),
+    "other ray": ("2.60.0-py311-gpu", "2.9.0-py311-gpu", "2.9.0"),
+    "no basic auth": ("--app-name basic-auth ", "", "basic-auth"),
+    "local artifacts": ("--artifacts-destination s3://", "--artifacts-destination file:///", "S3"),
+    "public dashboard": ("--dashboard-host=127.0.0.1", "--dashboard-host=0.0.0.0", "loopback only"),
+    "mlflow on all interfaces": ("--host $(cat /home/ray/mlflow/host)", "--host 0.0.0.0", "must bind"),
+    "no health wait": ("/health'", "/'", "/health"),
+    "tunnel to another port": ("HEAD_PRIVATE_IP:5000 ubuntu@", "HEAD_PRIVATE_IP:5001 ubuntu@", "5001"),
+    "no login for ray start": ("    set -a && . /home/ray/.mdaug/mlflow.env && set +a &&\n    export MLFLOW_TRACKING_URI=http://$R",
+                               "    export MLFLOW_TRACKING_URI=http://$R", "no MLflow login"),
+    "no version check": ("assert sys.version_info[:2] == (3, 11) and ", "assert ", "Python and Ray versions"),
+    "no auth extra": ("'mlflow[auth]==3.17.2'", "'mlflow==3.17.2'", "mlflow[auth]"),
+    "auth settings elsewhere": ("' >\n    /home/ray/mlflow/basic_auth.ini", "' >\n    /tmp/a", "basic-auth settings"),
+}
+
+
+@pytest.mark.parametrize("name", BROKEN_CLUSTER)
+def test_a_cluster_yaml_that_would_not_boot_is_refused(name):
+    old, new, reason = BROKEN_CLUSTER[name]
+    assert old in CLUSTER, f"mutation {name!r} no longer applies"
+    with pytest.raises(AssertionError, match=re.escape(reason)):
+        check_cluster(CLUSTER.replace(old, new))
+
+
+# ---------------------------------------------------------------------------------------------- k8s/rayjob.yaml
+
+# Field names of the ray.io/v1 RayJob, read from ray-project/kuberay ray-operator/config/crd/bases/ray.io_rayjobs.yaml
+# at commit feeaf72facab4881ba2b179248bb67315634e229 (v1.7.0-rc.0 + 5 commits, KubeRay 1.7): the properties of
+# spec, spec.rayClusterSpec, its headGroupSpec and workerGroupSpecs[], and their `required` lists.
+RAYJOB_TOP = {"apiVersion", "kind", "metadata", "spec", "status"}
+RAYJOB_SPEC = {"activeDeadlineSeconds", "backoffLimit", "clusterSelector", "deletionStrategy", "entrypoint",
+               "entrypointNumCpus", "entrypointNumGpus", "entrypointResources", "jobId", "managedBy", "metadata",
+               "preRunningDeadlineSeconds", "rayClusterSpec", "runtimeEnvYAML", "shutdownAfterJobFinishes",
+               "submissionMode", "submitterConfig", "submitterPodTemplate", "suspend", "ttlSecondsAfterFinished"}
+RAYCLUSTER_SPEC = {"authOptions", "autoscalerOptions", "enableInTreeAutoscaling", "gcsFaultToleranceOptions",
+                   "headGroupSpec", "headServiceAnnotations", "historyServerOptions", "managedBy", "networkPolicy",
+                   "rayVersion", "suspend", "tlsOptions", "upgradeStrategy", "workerGroupSpecs"}
+RAYCLUSTER_REQUIRED = {"headGroupSpec"}
+HEAD_GROUP = {"enableIngress", "headService", "ingressOptions", "labels", "rayStartParams", "resources",
+              "serviceType", "template"}
+HEAD_GROUP_REQUIRED = {"template"}
+WORKER_GROUP = {"groupName", "idleTimeoutSeconds", "labels", "maxReplicas", "minReplicas", "numOfHosts", "priority",
+                "rayStartParams", "replicas", "resources", "scaleStrategy", "suspend", "template"}
+WORKER_GROUP_REQUIRED = {"groupName", "maxReplicas", "minReplicas", "template"}
+# types the CRD gives the fields this manifest sets
+SPEC_TYPES = {"entrypoint": str, "runtimeEnvYAML": str, "shutdownAfterJobFinishes": bool,
+              "ttlSecondsAfterFinished": int, "backoffLimit": int}
+
+
+def _fields(where: str, obj: dict, allowed: set[str], required: set[str] = frozenset()) -> None:
+    assert isinstance(obj, dict), where
+    assert not set(obj) - allowed, f"{where}: fields the CRD does not have: {sorted(set(obj) - allowed)}"
+    assert not required - set(obj), f"{where}: missing required {sorted(required - set(obj))}"
+
+
+def check_rayjob(text: str) -> None:
+    job = yaml.safe_load(text)
+    _fields("RayJob", job, RAYJOB_TOP, {"apiVersion", "kind", "spec"})
+    assert job["apiVersion"] == "ray.io/v1" and job["kind"] == "RayJob"
+    spec = job["spec"]
+    _fields("spec", spec, RAYJOB_SPEC, {"entrypoint", "rayClusterSpec"})
+    for key, kind in SPEC_TYPES.items():
+        assert isinstance(spec.get(key), kind) and not (kind is int and isinstance(spec[key], bool)), key
+    assert spec["shutdownAfterJobFinishes"] is True and spec["ttlSecondsAfterFinished"] >= 0, "delete the cluster"
+    cluster = spec["rayClusterSpec"]
+    _fields("rayClusterSpec", cluster, RAYCLUSTER_SPEC, RAYCLUSTER_REQUIRED)
+    assert cluster["rayVersion"] == ray.__version__, f"rayVersion {cluster['rayVersion']}"
+    head = cluster["headGroupSpec"]
+    _fields("headGroupSpec", head, HEAD_GROUP, HEAD_GROUP_REQUIRED)
+    workers = cluster["workerGroupSpecs"]
+    for i, group in enumerate(workers):
+        _fields(f"workerGroupSpecs[{i}]", group, WORKER_GROUP, WORKER_GROUP_REQUIRED)
+        assert group["minReplicas"] <= group.get("replicas", group["minReplicas"]) <= group["maxReplicas"]
+    for group in [head, *workers]:  # KubeRay: rayStartParams is a map of strings
+        assert all(isinstance(v, str) for v in group.get("rayStartParams", {}).values()), group["rayStartParams"]
+
+    # The same images as cluster.yaml; the GPU group asks Kubernetes for a GPU.
+    docker = yaml.safe_load(CLUSTER)["docker"]
+    pods = [(head, docker["head_image"])] + [(g, docker["worker_image"]) for g in workers]
+    for group, image in pods:
+        containers = group["template"]["spec"]["containers"]
+        assert containers[0]["image"] == image, (containers[0]["image"], image)
+        env = {e["name"]: e for e in containers[0].get("env", [])}
+        for name in (MLFLOW_TRACKING_USERNAME.name, MLFLOW_TRACKING_PASSWORD.name):  # the login from a Secret
+            assert "secretKeyRef" in env.get(name, {}).get("valueFrom", {}), name
+    gpus = [g for g in workers if int(g["template"]["spec"]["containers"][0]["resources"]["limits"]
+                                      .get("nvidia.com/gpu", 0)) >= 1]
+    assert gpus and all(g["maxReplicas"] >= 1 for g in gpus), "no worker group with nvidia.com/gpu"
+
+    # The entrypoint runs a script of this repository with options that script has.
+    argv = shlex.split(spec["entrypoint"])
+    assert argv[0] == "python" and argv[1].startswith("jobs/") and (REPO / argv[1]).is_file(), argv
+    source = (REPO / argv[1]).read_text()
+    assert all(f'"{a}"' in source for a in argv[2:] if a.startswith("--")), argv
+
+    # runtime_env: valid for Ray; MLflow's URI (no password) in env_vars; the project's pins (pyproject).
+    renv = yaml.safe_load(spec["runtimeEnvYAML"])
+    RuntimeEnv(**renv)
+    assert renv["env_vars"][MLFLOW_TRACKING_URI.name].startswith("http")
+    assert MLFLOW_TRACKING_PASSWORD.name not in renv["env_vars"], "the password belongs in a Secret"
+    pins = {_requirement_name(p): p for p in PYPROJECT["project"]["dependencies"]}
+    assert pins.pop("ray").endswith(f"=={ray.__version__}")  # Ray comes with the image
+    assert sorted(renv["pip"]["packages"]) == sorted(pins.values()), "pip differs from pyproject.toml"
+
+
+def test_rayjob_manifest_matches_the_crd_and_the_cluster():
+    check_rayjob(RAYJOB)
+
+
+BROKEN_RAYJOB = {
+    "typo in a field": ("  shutdownAfterJobFinishes: true", "  shutdownAfterJobFinish: true", "JobFinish'"),
+    "integer rayStartParams": ('num-gpus: "1"', "num-gpus: 1", "num-gpus"),
+    "other ray": ('rayVersion: "2.60.0"', 'rayVersion: "2.52.0"', "2.52.0"),
+    "no gpu": ('limits: {cpu: "8", memory: 32Gi, nvidia.com/gpu: 1}', 'limits: {cpu: "8", memory: 32Gi}', "nvidia"),
+    "missing script": ("python jobs/pipeline.py", "python jobs/run_pipeline.py", "run_pipeline"),
+    "unknown option": ("--preset paper", "--preset-name paper", "--preset-name"),
+    "password in runtime_env": ("    env_vars:\n", '    env_vars:\n      MLFLOW_TRACKING_PASSWORD: "x"\n', "Secret"),
+    "no cleanup": ("shutdownAfterJobFinishes: true", "shutdownAfterJobFinishes: false", "delete the cluster"),
+    "python 3.10 worker": ("image: rayproject/ray:2.60.0-py311-gpu", "image: rayproject/ray:2.60.0-py310-gpu", "py310"),
+    "drifted pin": ("- mlflow==3.17.2", "- mlflow==3.1.0", "pyproject"),
+    "bad working_dir": ('mdaug-src.zip"', 'mdaug-src"', "working_dir"),
+    "no min replicas": ("        minReplicas: 0 ", "        minimumReplicas: 0 ", "minimumReplicas"),
+}
+
+
+@pytest.mark.parametrize("name", BROKEN_RAYJOB)
+def test_a_broken_rayjob_is_refused(name):
+    old, new, reason = BROKEN_RAYJOB[name]
+    assert old in RAYJOB, f"mutation {name!r} no longer applies"
+    with pytest.raises((AssertionError, ValueError), match=re.escape(reason)):
+        check_rayjob(RAYJOB.replace(old, new))

@@ -29,10 +29,13 @@ def tracking_uri(out: Path) -> str:
 
 
 def experiment_id(client: MlflowClient, name: str, out: Path) -> str:
+    """The experiment's id, created if missing: artifacts beside the folder's own sqlite store, else wherever the
+    tracking server puts them (its --artifacts-destination, e.g. S3)."""
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    return client.create_experiment(name, artifact_location=(out / "mlartifacts").resolve().as_uri())
+    local = not os.environ.get("MLFLOW_TRACKING_URI")
+    return client.create_experiment(name, artifact_location=(out / "mlartifacts").resolve().as_uri() if local else None)
 
 
 def git_commit() -> str:
