@@ -1,10 +1,12 @@
-"""`ray job submit --working-dir . -- python jobs/train.py ...` against a head started with `ray start --head`.
-Named to run last: `ray stop` ends every Ray process on the machine."""
+"""README's local `ray start --head` + `ray job submit` recipe, run verbatim with Ray's token authentication on
+(the rest of the suite disables it). Named to run last: the recipe's `ray stop` ends every Ray process on the
+machine."""
 
 from __future__ import annotations
 
 import os
-import socket
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,50 +14,43 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from mdaug.data.split import make_split
-from mdaug.sim import SimConfig, simulate_dataset
-
+pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def readme_recipe() -> str:
+    """The bash block after README's <!-- job-submit-recipe --> marker."""
+    text = (REPO / "README.md").read_text()
+    match = re.search(r"<!-- job-submit-recipe -->\n```bash\n(.*?)```", text, flags=re.S)
+    assert match, "README.md lost its job-submit recipe"
+    return match.group(1)
 
 
 @pytest.fixture()
-def head(tmp_path):
+def demo():
     import ray
 
-    ray.shutdown()  # the session's in-process Ray, if any: this test owns the machine's Ray from here on
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PATH": f"{BIN}:{os.environ['PATH']}",
-           "RAY_USAGE_STATS_ENABLED": "0"}
-    env.pop("RAY_ADDRESS", None)
-    port, dash = _free_port(), _free_port()
-    subprocess.run([BIN / "ray", "start", "--head", f"--port={port}", f"--dashboard-port={dash}",
-                    "--dashboard-host=127.0.0.1", "--num-cpus=4", "--disable-usage-stats"],
-                   env=env, check=True, capture_output=True, timeout=120)
-    yield env, f"http://127.0.0.1:{dash}"
-    subprocess.run([BIN / "ray", "stop", "--force"], env=env, capture_output=True, timeout=120)
+    ray.shutdown()  # the session's in-process Ray, if any: the recipe owns the machine's Ray from here on
+    out = REPO / "runs" / "job-demo"
+    shutil.rmtree(out, ignore_errors=True)
+    yield out
+    subprocess.run([BIN / "ray", "stop", "--force"], capture_output=True, timeout=120)
+    shutil.rmtree(out, ignore_errors=True)
 
 
-def test_ray_job_submit_trains_the_vae(head, tmp_path):
-    env, address = head
-    root = tmp_path / "data"
-    simulate_dataset(root, SimConfig(persons=3, per_person=12, size=64), progress=False)
-    m, _ = make_split(root, val=0.25, test=0.25, progress=False)
-    m.save(tmp_path / "manifest.json")
-    out = tmp_path / "out"
-    job = subprocess.run(
-        [BIN / "ray", "job", "submit", "--address", address, "--working-dir", str(REPO), "--",
-         "python", "jobs/train.py", "--stage", "vae", "--preset", "tiny", "--data", str(tmp_path / "manifest.json"),
-         "--out", str(out), "vae.epochs=1", "vae.batch_size=4"],
-        env=env, capture_output=True, text=True, timeout=420)
-    assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
-    assert "succeeded" in job.stdout
-    assert (out / "vae" / "vae.pt").is_file()
-    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+def test_readme_job_submit_recipe_trains_the_vae_with_token_auth(demo, tmp_path):
+    recipe = readme_recipe()
+    assert "RAY_AUTH_MODE=token" in recipe and "disabled" not in recipe
+    home = tmp_path / "home"  # a machine that has no ~/.ray/auth_token yet
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS")} | {"HOME": str(home)}
+    run = subprocess.run(["bash", "-euo", "pipefail", "-c", recipe], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=540)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "succeeded" in run.stdout
+    assert (demo / "train" / "vae" / "vae.pt").is_file()
+    assert (home / ".ray" / "auth_token").is_file()
+    client = MlflowClient(f"sqlite:///{demo / 'train' / 'mlflow.db'}")
     run = client.search_runs([client.get_experiment_by_name("mdaug").experiment_id])[0]
     assert run.info.status == "FINISHED" and run.data.tags["stage"] == "vae"
