@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -79,13 +80,15 @@ def small_pipeline(out: Path):
 
 @pytest.fixture(scope="session")
 def pipeline_run(ray_local, tmp_path_factory) -> Path:
-    """The whole pipeline, once per session (MLflow in OUT/mlflow.db); its printed lines in OUT/first_run.log."""
+    """The whole pipeline, once per session (MLflow in OUT/mlflow.db); its printed lines in OUT/first_run.log,
+    its stage record in OUT/first_run_stages.json."""
     from mdaug.pipeline import run_pipeline
 
     out = tmp_path_factory.mktemp("pipeline")
     lines: list[str] = []
     run_pipeline(small_pipeline(out), echo=lines.append)
     (out / "first_run.log").write_text("\n".join(lines))
+    shutil.copy(out / "stages.json", out / "first_run_stages.json")  # later tests rerun stages
     return out
 
 
