@@ -28,14 +28,17 @@ def test_every_option_is_documented(command):
             assert opt in out
 
 
-def test_simulate_command_and_clear_errors(tmp_path):
-    ok = subprocess.run([MDAUG, "simulate", "--out", tmp_path / "d", "--persons", "2", "--per-person", "2",
-                         "--size", "32", "--quiet"], capture_output=True, text=True)
-    assert ok.returncode == 0, ok.stderr
+def test_simulate_command_and_clear_errors(tmp_path, capsys):
+    """In this process (the console script itself is run by the test above): output files, exit code 2 and a clear
+    message for physics that cannot work, nothing half-written."""
+    from mdaug.cli import main
+
+    main(["simulate", "--out", str(tmp_path / "d"), "--persons", "2", "--per-person", "2", "--size", "32", "--quiet"])
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["ID_1", "ID_2", "persons.json", "preview.png"]
-    bad = subprocess.run([MDAUG, "simulate", "--out", tmp_path / "e", "--prf", "800", "--quiet"],
-                         capture_output=True, text=True)
-    assert bad.returncode == 2 and "use a PRF of at least" in bad.stderr and not (tmp_path / "e").exists()
+    with pytest.raises(SystemExit) as bad:
+        main(["simulate", "--out", str(tmp_path / "e"), "--prf", "800", "--quiet"])
+    assert bad.value.code == 2 and "use a PRF of at least" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()
 
 
 def test_pipeline_runs_every_stage_then_skips_them(pipeline_run):
