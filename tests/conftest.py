@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -17,6 +18,12 @@ def seed() -> int:
     """The seed a learning test starts from: MDAUG_TEST_SEED, else 0. bench/learning_margins.py reruns the learning
     tests over seeds and thread counts and tabulates what each printed with `margin`."""
     return int(os.environ.get("MDAUG_TEST_SEED", "0"))
+
+
+def file_digests(root: Path) -> dict[str, str]:
+    """sha256 of every file under root, by its path relative to root: two outputs compared byte for byte."""
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def margin(test: str, quantity: str, value: float, bound: str) -> None:

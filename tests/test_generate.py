@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import file_digests
 from mlflow.tracking import MlflowClient
 
 from mdaug.cluster.generate_job import run_generate_job
@@ -24,11 +24,6 @@ from mdaug.generation import Generator, check_job
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = SamplingConfig(steps=6, cfg_scale=3.0, cfg_interval_start=0.1)
-
-
-def _digests(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_generated_folder_reads_like_input_data(trained, tmp_path, ray_local):
@@ -93,7 +88,7 @@ def test_killed_generation_leaves_no_folder_and_resumes_identically(trained, tmp
     sampling = SamplingConfig(steps=20, cfg_scale=4.0, cfg_interval_start=0.1, timestep_shift=0.3)
     run_generate_job(str(dit), tmp_path / "a", 12, sampling, workers=2, tracking_dir=tmp_path, batch=8)
     run_generate_job(str(dit), tmp_path / "b", 12, sampling, workers=2, tracking_dir=tmp_path, batch=8)
-    a, b = _digests(tmp_path / "a"), _digests(tmp_path / "b")
+    a, b = file_digests(tmp_path / "a"), file_digests(tmp_path / "b")
     assert len(a) == 50 and a == b  # 48 images, manifest.json and quality.json, byte for byte
 
 

@@ -4,7 +4,6 @@ starts of the small pipeline (conftest.small_pipeline); `.ci/run` runs it with `
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import file_digests
 from mlflow.tracking import MlflowClient
 
 from mdaug.data.manifest import Manifest
@@ -53,11 +53,6 @@ def _wait_for(proc: subprocess.Popen, line: str, timeout: float = 300) -> list[s
 def _done(out: Path) -> dict:
     path = out / "stages.json"
     return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _digests(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def _tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -113,7 +108,7 @@ def test_pipeline_killed_in_every_stage_resumes_to_the_uninterrupted_result(pipe
 
     # equal to the uninterrupted run (conftest's pipeline_run, same configuration, another folder)
     for folder in ("data", "aux", "oracle", "synthetic/k2"):
-        a, b = _digests(pipeline_run / folder), _digests(out / folder)
+        a, b = file_digests(pipeline_run / folder), file_digests(out / folder)
         a.pop("manifest.json", None), b.pop("manifest.json", None)  # names the DiT's path, which differs
         assert a == b, f"{folder}: {sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))[:5]}"
     assert [r.__dict__ for r in Manifest.load(out / "manifest.json").rows] == \

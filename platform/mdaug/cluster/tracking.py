@@ -19,11 +19,15 @@ from mdaug.imaging import labelled_grid, tensor_image
 REPO = Path(__file__).resolve().parents[3]
 
 
+def folder_store() -> bool:
+    """True when runs go to the output folder's own sqlite store (MLFLOW_TRACKING_URI unset), not a server."""
+    return not os.environ.get("MLFLOW_TRACKING_URI")
+
+
 def tracking_uri(out: Path) -> str:
     """MLFLOW_TRACKING_URI if set, else a sqlite store in the output folder (MLflow 3.17 refuses file stores)."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri:
-        return uri
+    if not folder_store():
+        return os.environ["MLFLOW_TRACKING_URI"]
     out.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{(out / 'mlflow.db').resolve()}"
 
@@ -34,8 +38,8 @@ def experiment_id(client: MlflowClient, name: str, out: Path) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    local = not os.environ.get("MLFLOW_TRACKING_URI")
-    return client.create_experiment(name, artifact_location=(out / "mlartifacts").resolve().as_uri() if local else None)
+    local = (out / "mlartifacts").resolve().as_uri() if folder_store() else None
+    return client.create_experiment(name, artifact_location=local)
 
 
 def git_commit() -> str:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
-from mdaug.cluster.tracking import mlflow_run, tracking_uri
+from mdaug.cluster.tracking import folder_store, mlflow_run, tracking_uri
 from mdaug.pipeline.config import STAGES, PipelineConfig
 from mdaug.pipeline.stages import STAGE_FUNCTIONS, Context, Paths
 
@@ -99,7 +99,7 @@ def exclusive(out: Path) -> Iterator[None]:
 def close_killed_runs(client, out: Path, experiment: str, current: str, echo: Callable[[str], None]) -> None:
     """Runs a killed pipeline left RUNNING in this folder's own MLflow store end KILLED (this run holds the
     folder's lock, so nothing else writes there); a shared tracking server is left alone."""
-    if tracking_uri(out) != f"sqlite:///{(out / 'mlflow.db').resolve()}":
+    if not folder_store():
         return
     exp = client.get_experiment_by_name(experiment)
     stale = [r for r in client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'", max_results=10000)
