@@ -222,6 +222,7 @@ def test_recordings_split_by_group_never_straddle(tmp_path):
     for r in grouped.rows:
         splits_of.setdefault((r.person, r.group), set()).add(r.split)
     assert all(len(s) == 1 for s in splits_of.values()) and len(splits_of) == 12
+    assert grouped.group_pattern == r"(rec\d+)_win" and grouped.excluded == []  # recorded in the manifest
     assert any(len({r.split for r in plain.rows if r.path.startswith(f"ID_{p}/rec{i}_")}) > 1
                for p in (1, 2) for i in range(6))  # without --group, windows of a recording straddle splits
     with pytest.raises(ValueError, match="not a valid regular expression"):

@@ -65,7 +65,7 @@ def split_report(report: ValidationReport, val: float = 0.15, test: float = 0.15
             rows += [Row(p, pid, report.labels[pid], sha, split, name) for p, sha, name in sorted(groups[key])]
     excluded = [vars(p) for p in report.problems if p.kind in EXCLUDING]
     return Manifest(report.root, report.channels, report.labels, seed, val, test, train_per_person,
-                    rows, excluded, group)
+                    rows, group_pattern=group, excluded=excluded)
 
 
 def make_split(root: Path, val: float = 0.15, test: float = 0.15, train_per_person: int | None = None,
