@@ -13,11 +13,12 @@ import yaml
 from mdaug.cluster.generate_job import run_generate_job
 from mdaug.cluster.tracking import tracking_uri
 from mdaug.flow.sampler import SamplingConfig
+from mdaug.storage import is_uri
 
 
 def resolve_dit(value: str, tracking_dir: Path) -> str:
-    """A checkpoint path, or an MLflow run id whose outputs/dit.pt is downloaded."""
-    if Path(value).is_file():
+    """A checkpoint path or storage URI, or an MLflow run id whose outputs/dit.pt is downloaded."""
+    if is_uri(value) or Path(value).is_file():
         return value
     from mlflow.tracking import MlflowClient
 
@@ -29,7 +30,8 @@ def resolve_dit(value: str, tracking_dir: Path) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--dit", required=True, help="DiT checkpoint (dit.pt) or the MLflow run id of a DiT training run")
+    ap.add_argument("--dit", required=True, help="DiT checkpoint (dit.pt: a path or a storage URI such as "
+                    "s3://bucket/mdaug/train/dit_k5/dit.pt) or the MLflow run id of a DiT training run")
     ap.add_argument("--vae", help="VAE checkpoint (default: the one recorded in the DiT checkpoint)")
     ap.add_argument("--per-person", type=int, required=True, help="images per person")
     ap.add_argument("--out", type=Path, required=True, help="output folder (must not exist, or hold this generation)")

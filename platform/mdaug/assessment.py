@@ -19,7 +19,7 @@ from mdaug.training.identity import generator_identity
 QUALITY = "quality.json"
 
 
-def assess(folder: Path, manifest: Manifest, seen: list[Row], classifier: Path) -> dict:
+def assess(folder: Path, manifest: Manifest, seen: list[Row], classifier: Path | str) -> dict:
     """Identity and memorisation of the generated set in `folder` (its manifest.json lists the images);
     `seen`: the real rows its generator trained on."""
     net, info = load_classifier(classifier)

@@ -18,6 +18,7 @@ from mdaug.imaging import encode, tensor_image
 from mdaug.models.dit import LightningDiT
 from mdaug.models.vavae import AutoencoderKL, load_vae
 from mdaug.seeds import hash_seed
+from mdaug.storage import absolute, read_bytes
 from mdaug.training.dit_module import load_dit
 
 
@@ -32,20 +33,24 @@ class Generator:
     info: dict
 
     @classmethod
-    def load(cls, dit_path: str | Path, vae_path: str | Path | None = None) -> Generator:
-        model, stats, ckpt = load_dit(dit_path)
-        vae_file = Path(vae_path or ckpt.get("vae_path", ""))
-        vae = load_vae(vae_file)
-        if vae.identity() != stats.vae_identity:
-            raise ValueError(f"{vae_file} is not the VAE the DiT {dit_path} was trained with; pass the right --vae")
+    def load(cls, dit: str | Path, vae: str | Path | None = None) -> Generator:
+        """From a DiT checkpoint and the VA-VAE it names (local paths or storage URIs); `vae` overrides it."""
+        model, stats, ckpt = load_dit(dit)
+        vae_uri = str(vae or ckpt.get("vae_uri") or "")
+        if not vae_uri:
+            raise ValueError(f"{dit} names no VA-VAE; pass --vae")
+        vae_model = load_vae(vae_uri)
+        if vae_model.identity() != stats.vae_identity:
+            raise ValueError(f"{vae_uri} is not the VAE the DiT {dit} was trained with; pass the right --vae")
         labels = {int(k): v for k, v in ckpt.get("labels", {}).items()} or {
             i + 1: i for i in range(model.config.num_classes)}
-        info = {"dit_sha256": file_sha256(Path(dit_path)), "vae_identity": stats.vae_identity,
-                "training_manifest_hash": ckpt.get("manifest_hash"), "training_manifest": ckpt.get("manifest_path"),
+        info = {"dit_sha256": hashlib.sha256(read_bytes(dit)).hexdigest(), "vae_identity": stats.vae_identity,
+                "training_manifest_hash": ckpt.get("manifest_hash"), "training_manifest": ckpt.get("manifest_uri"),
                 "channels": ckpt.get("channels", "gray"), "image_format": ckpt.get("image_format", "png"),
-                "provenance": ckpt.get("provenance"), "vae_path": str(vae_file.resolve()),
+                "provenance": ckpt.get("provenance"), "vae_uri": absolute(vae_uri),
+                "classifier_uri": ckpt.get("classifier_uri"),
                 "identity_metrics": ckpt.get("identity_metrics")}
-        return cls(model, stats, vae.eval(), labels, info)
+        return cls(model, stats, vae_model.eval(), labels, info)
 
     def seen_rows(self, manifest: Manifest) -> list[Row]:
         """The manifest's train rows this generator's DiT trained on (all of them when it records none)."""
@@ -64,10 +69,6 @@ class Generator:
             z = sample(self.dit, labels[i:i + batch], seeds[i:i + batch], sampling, device, dtype)
             out.append(decode_latents(self.vae, z, self.stats).float().clamp(-1, 1).cpu())
         return torch.cat(out) if out else torch.empty(0)
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def image_seed(seed: int, person: int, index: int) -> int:
@@ -114,21 +115,25 @@ def check_job(gen: Generator, per_person: int, persons: list[int] | None) -> tup
     return chosen
 
 
-def run_chunk(gen: Generator, job: GenerationJob, chunk: list[tuple[int, int]], folder: Path, device: str) -> int:
-    """Generate one fixed chunk into folder (skipped if all its files exist); returns images written."""
-    fmt, ch = gen.info["image_format"], gen.info["channels"]
-    targets = [folder / file_name(p, i, fmt) for p, i in chunk]
-    if all(t.exists() for t in targets):
-        return 0
+def chunk_files(gen: Generator, job: GenerationJob, chunk: list[tuple[int, int]], device: str) -> list[bytes]:
+    """One fixed chunk's image files, encoded (a worker returns them: it needs no access to the output folder)."""
     labels = [gen.labels[p] for p, _ in chunk]
     seeds = [image_seed(job.seed, p, i) for p, i in chunk]
     imgs = gen.images(labels, seeds, job.sampling, device, batch=len(chunk))
-    for img, target in zip(imgs, targets, strict=True):
+    return [to_file_bytes(img, gen.info["channels"], gen.info["image_format"]) for img in imgs]
+
+
+def chunk_targets(gen: Generator, chunk: list[tuple[int, int]], folder: Path) -> list[Path]:
+    return [folder / file_name(p, i, gen.info["image_format"]) for p, i in chunk]
+
+
+def write_chunk(targets: list[Path], files: list[bytes]) -> None:
+    """Each file whole or not at all (a killed run leaves no half image to resume from)."""
+    for target, data in zip(targets, files, strict=True):
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".tmp")
-        tmp.write_bytes(to_file_bytes(img, ch, fmt))
+        tmp.write_bytes(data)
         tmp.replace(target)
-    return len(chunk)
 
 
 def manifest_for(gen: Generator, job: GenerationJob) -> dict:

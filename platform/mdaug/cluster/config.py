@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from mdaug.storage import join
+
 STAGES = ("classifier", "vae", "latents", "dit")
 
 
@@ -82,7 +84,9 @@ class TrainJobConfig:
     preset: str = "tiny"
     out: str = "runs/train"
     tracking_dir: str = ""  # sqlite MLflow store folder when MLFLOW_TRACKING_URI is unset; "" = out
-    storage: str = ""  # Ray Train checkpoints: shared storage on multi-node clusters (s3://…, NFS); "" = out/ray
+    # where every artifact Ray workers read or write lives (images, VA-VAE, latents, checkpoints; Ray Train's
+    # under ray/): a location every node reaches (s3://bucket/prefix, an NFS folder); "" = out (one machine)
+    storage: str = ""
     experiment: str = "mdaug"
     workers: int = 2
     gpus_per_worker: float = 0.0
@@ -109,6 +113,10 @@ class TrainJobConfig:
     def dit_dir(self) -> Path:
         k = self.dit.train_per_person
         return self.out_path / (f"dit_k{k}" if k else "dit")
+
+    def artifact(self, *parts: str) -> str:
+        """The storage location of an artifact (under `storage`, else under `out`)."""
+        return join(self.storage or str(self.out_path), *parts)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

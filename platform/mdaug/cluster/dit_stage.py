@@ -14,15 +14,17 @@ import ray
 import torch
 
 from mdaug.cluster.config import TrainJobConfig
+from mdaug.cluster.data_staging import manifest_location
 from mdaug.cluster.preflight import check_batch
 from mdaug.cluster.ray_train import best_lightning_checkpoint, fit_with_ray, lightning_fit
-from mdaug.cluster.stages import classifier_path, identity_judge, judge_from, read_stats
+from mdaug.cluster.stages import classifier_uri, identity_judge, judge_from, read_stats
 from mdaug.cluster.tracking import EpochLogger, last_metrics
 from mdaug.data.manifest import Manifest
 from mdaug.flow.latents import LatentStats, decode_latents
 from mdaug.imaging import labelled_grid, tensor_image
 from mdaug.models.dit import dit_config
 from mdaug.models.vavae import load_vae, vae_record
+from mdaug.storage import exists, publish
 from mdaug.training.identity import generator_identity, identity_seeds
 
 
@@ -39,9 +41,9 @@ def _dit_module(job: dict[str, Any], stats: LatentStats, shape: list[int], class
                      preview_per_person=d["identity_per_person"])
 
 
-def dit_report(vae_path: str, preset: str, judge: dict | None, channels: str):
+def dit_report(vae_uri: str, preset: str, judge: dict | None, channels: str):
     """Per epoch (rank 0): decode the preview samples, measure the identity ratio, draw one per person."""
-    vae = load_vae(vae_path, preset)
+    vae = load_vae(vae_uri, preset)
 
     def report(module) -> tuple[dict[str, float], Any]:
         if module.last_samples is None:
@@ -63,7 +65,7 @@ def dit_loop(config: dict[str, Any]) -> None:
     torch.manual_seed(config["job"]["seed"])
     stats = LatentStats.from_dict(config["stats"])
     module = _dit_module(config["job"], stats, config["latent_shape"], config["num_classes"])
-    report = dit_report(config["vae_path"], config["job"]["vae"]["preset"], judge_from(config["judge"]),
+    report = dit_report(config["vae_uri"], config["job"]["vae"]["preset"], judge_from(config["judge"]),
                         config["channels"])
     lightning_fit(module, config, [EpochLogger(config["tracking_uri"], config["run_id"], report)])
 
@@ -78,18 +80,17 @@ def train_dit(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str])
 
     rows = manifest.first_per_person(cfg.dit.train_per_person)
     check_batch(len(rows), cfg, cfg.dit.batch_size)
-    stats, info = read_stats(cfg.out_path)
+    stats, info = read_stats(cfg)
     if info["manifest_hash"] != manifest.content_hash():
         raise ValueError("the latents were extracted from another manifest; re-run --stage latents with this one")
     hashes = frozenset(r.sha256 for r in rows)
-    latents = cfg.out_path / "latents"
-    datasets = {"train": ray.data.read_parquet(str(latents / "train")).map_batches(
+    datasets = {"train": ray.data.read_parquet(cfg.artifact("latents", "train")).map_batches(
                     _keep, fn_kwargs={"hashes": hashes}, batch_format="numpy"),
-                "val": ray.data.read_parquet(str(latents / "val")).drop_columns(["sha256"])}
+                "val": ray.data.read_parquet(cfg.artifact("latents", "val")).drop_columns(["sha256"])}
     loop_cfg = {"epochs": cfg.dit.epochs, "batch_size": cfg.dit.batch_size, "stats": stats.to_dict(),
                 "steps_per_epoch": cfg.dit.steps_per_epoch, "latent_shape": info["latent_shape"],
-                "num_classes": manifest.num_classes, "vae_path": info["vae_path"], "channels": info["channels"],
-                "judge": identity_judge(cfg, manifest) if classifier_path(cfg).is_file() else None, **tracking}
+                "num_classes": manifest.num_classes, "vae_uri": info["vae_uri"], "channels": info["channels"],
+                "judge": identity_judge(cfg, manifest), **tracking}
     result = fit_with_ray(cfg, dit_loop, loop_cfg, datasets)
     module = _dit_module(cfg.to_dict(), stats, info["latent_shape"], manifest.num_classes)
     ckpt = torch.load(best_lightning_checkpoint(result), map_location="cpu", weights_only=True)
@@ -101,14 +102,17 @@ def train_dit(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str])
     if identity:
         print(f"[dit k={cfg.dit.train_per_person or 'all'}] identity ratio {identity['identity_ratio']:.2f} at the "
               f"last epoch: the person classifier recognises {identity['identity_accuracy']:.0%} of its samples")
-    provenance = {"vae": vae_record(info["vae_path"]).get("provenance") or {},
+    provenance = {"vae": vae_record(info["vae_uri"]).get("provenance") or {},
                   "dit": {"manifest_hash": manifest.content_hash(), "images": sorted(hashes),
                           "train_per_person": cfg.dit.train_per_person}}
-    export_dit(module, out / "dit.pt", {"vae_path": info["vae_path"], "manifest_hash": manifest.content_hash(),
-                                          "manifest_path": str(Path(cfg.data).resolve()),
+    classifier = classifier_uri(cfg)
+    export_dit(module, out / "dit.pt", {"vae_uri": info["vae_uri"], "manifest_hash": manifest.content_hash(),
+                                          "manifest_uri": manifest_location(cfg, manifest),
+                                          "classifier_uri": classifier if exists(classifier) else None,
                                           "labels": {str(k): v for k, v in manifest.labels.items()},
                                           "channels": info["channels"],
                                           "image_format": "jpg" if formats.most_common(1)[0][0] in ("jpg", "jpeg")
                                           else "png", "job": asdict(cfg.dit), "provenance": provenance,
                                           "identity_metrics": identity})
-    return {"dit": out / "dit.pt", "stats": latents / "stats.json"}
+    publish(out / "dit.pt", cfg.artifact(out.name, "dit.pt"))
+    return {"dit": out / "dit.pt"}

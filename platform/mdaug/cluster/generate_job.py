@@ -20,37 +20,43 @@ from mdaug.generation import (
     GenerationJob,
     Generator,
     check_job,
+    chunk_files,
+    chunk_targets,
     file_name,
     finish_output,
     manifest_for,
     prepare_output,
-    run_chunk,
+    write_chunk,
 )
 from mdaug.imaging import labelled_grid, tensor_image
 from mdaug.models.vavae import vae_record
+from mdaug.storage import exists
 
 
 @ray.remote
 class GeneratorActor:
-    def __init__(self, dit: str, vae: str | None) -> None:
-        self.gen = Generator.load(dit, vae)
+    """Generates chunks with the driver's loaded generator (sent through Ray's object store: an actor on any
+    node reads no file) and returns the encoded image files."""
+
+    def __init__(self, gen: Generator) -> None:
+        self.gen = gen
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
 
-    def run(self, job: GenerationJob, chunk: list[tuple[int, int]], folder: str) -> int:
-        return run_chunk(self.gen, job, chunk, Path(folder), self.device)
+    def run(self, job: GenerationJob, chunk: list[tuple[int, int]]) -> list[bytes]:
+        return chunk_files(self.gen, job, chunk, self.device)
 
 
 def comparison_grid(gen: Generator, folder: Path, job: GenerationJob, per_row: int = 4):
     """One row per person: up to per_row real training images | the same number of generated ones."""
     rows = []
-    manifest_path = gen.info.get("training_manifest")
-    real = Manifest.load(Path(manifest_path)) if manifest_path and Path(manifest_path).is_file() else None
+    manifest_uri = gen.info.get("training_manifest")
+    real = Manifest.load(manifest_uri) if manifest_uri and exists(manifest_uri) else None
     fmt = gen.info["image_format"]
     for p in job.persons:
         imgs = []
         if real is not None:
             train = [r for r in real.split("train") if r.person == p][:per_row]
-            imgs += [tensor_image(torch.from_numpy(load_image(Path(real.root) / r.path, real.channels)), real.channels)
+            imgs += [tensor_image(torch.from_numpy(load_image(real.file(r), real.channels)), real.channels)
                      for r in train]
         imgs += [open_image(folder / file_name(p, i, fmt)) for i in range(min(per_row, job.per_person))]
         rows.append((f"ID {p}", imgs))
@@ -59,23 +65,22 @@ def comparison_grid(gen: Generator, folder: Path, job: GenerationJob, per_row: i
 
 def _training_identity(gen: Generator) -> dict:
     """The identity ratios its VA-VAE and its DiT reached at their last training epoch, where recorded."""
-    vae_path = gen.info.get("vae_path")
-    vae = (vae_record(vae_path).get("identity_metrics") or {}) if vae_path and Path(vae_path).is_file() else {}
+    vae = vae_record(gen.info["vae_uri"]).get("identity_metrics") or {}
     dit = gen.info.get("identity_metrics") or {}
     words = ([f"VA-VAE reconstruction identity ratio {vae['recon_identity_ratio']:.2f}"] if vae else []) + \
         ([f"DiT identity ratio {dit['identity_ratio']:.2f} (its last epoch's preview samples)"] if dit else [])
     return {"training_identity": {"vae": vae, "dit": dit}, "training_summary": "; ".join(words)}
 
 
-def assess_output(gen: Generator, out: Path, classifier: Path | None) -> dict | None:
+def assess_output(gen: Generator, out: Path, classifier: str | None) -> dict | None:
     """quality.json of the finished set (identity, memorisation), when the identity classifier and the training
     manifest are at hand; None otherwise."""
-    manifest_path = gen.info.get("training_manifest")
-    if classifier is None or not classifier.is_file() or not manifest_path or not Path(manifest_path).is_file():
+    manifest_uri = gen.info.get("training_manifest")
+    if not classifier or not exists(classifier) or not manifest_uri or not exists(manifest_uri):
         return None
     quality = read_quality(out)
     if quality is None:
-        manifest = Manifest.load(Path(manifest_path))
+        manifest = Manifest.load(manifest_uri)
         quality = assess(out, manifest, gen.seen_rows(manifest), classifier) | _training_identity(gen)
         (out / QUALITY).write_text(json.dumps(quality, indent=1))
     return quality
@@ -84,21 +89,21 @@ def assess_output(gen: Generator, out: Path, classifier: Path | None) -> dict | 
 def run_generate_job(dit: str, out: Path, per_person: int, sampling: SamplingConfig, persons: list[int] | None = None,
                      seed: int = 0, vae: str | None = None, workers: int = 2, gpus_per_worker: float = 0.0,
                      experiment: str = "mdaug", tracking_dir: Path | None = None, batch: int = 64,
-                     parent_run_id: str | None = None, classifier: Path | None = None) -> Path:
-    """Generate per_person images of every (or each given) person into `out`; then measure the set's identity
-    ratio and memorisation with the identity classifier (default: classifier/classifier.pt beside the DiT's
-    folder) into out/quality.json."""
+                     parent_run_id: str | None = None, classifier: str | None = None) -> Path:
+    """Generate per_person images of every (or each given) person into `out` (a local folder: actors return the
+    files); then measure the set's identity ratio and memorisation with the identity classifier (default: the
+    one the DiT checkpoint names) into out/quality.json. `dit`, `vae`, `classifier`: local paths or URIs."""
     gen = Generator.load(dit, vae)
     job = GenerationJob(per_person, check_job(gen, per_person, persons), seed, sampling, batch)
     expected = manifest_for(gen, job)
     out = Path(out).resolve()
-    classifier = Path(classifier) if classifier else Path(dit).resolve().parent.parent / "classifier" / "classifier.pt"
+    classifier = classifier or gen.info.get("classifier_uri")
     partial = prepare_output(out, expected)
     if partial is None:
         print(f"{out} already holds this generation ({len(expected['images'])} images); nothing to do")
         assess_output(gen, out, classifier)
         return out
-    tracking_dir = tracking_dir or Path(dit).resolve().parent.parent
+    tracking_dir = tracking_dir or out.parent
     tags = {"stage": "generate", "dit_sha256": gen.info["dit_sha256"],
             "manifest_hash": str(gen.info["training_manifest_hash"])}
     with mlflow_run(tracking_dir, experiment, "generate", tags, parent_run_id) as (client, run_id):
@@ -108,15 +113,18 @@ def run_generate_job(dit: str, out: Path, per_person: int, sampling: SamplingCon
         if not ray.is_initialized():
             ray.init(include_dashboard=False)
         resources = {"num_gpus": gpus_per_worker} if gpus_per_worker else {"num_cpus": 1}
-        actors = [GeneratorActor.options(**resources).remote(dit, vae) for _ in range(workers)]
-        chunks = job.chunks()
-        pending = [actors[i % workers].run.remote(job, c, str(partial)) for i, c in enumerate(chunks)]
-        pending_index = {ref: i for i, ref in enumerate(pending)}
-        with tqdm(total=len(job.items()), desc="generate", unit="img") as bar:
+        gen_ref = ray.put(gen)
+        actors = [GeneratorActor.options(**resources).remote(gen_ref) for _ in range(workers)]
+        targets = [chunk_targets(gen, c, partial) for c in job.chunks()]
+        todo = [(c, t) for c, t in zip(job.chunks(), targets, strict=True) if not all(p.exists() for p in t)]
+        pending = {actors[i % workers].run.remote(job, c): t for i, (c, t) in enumerate(todo)}
+        with tqdm(total=len(job.items()), initial=len(job.items()) - sum(len(t) for _, t in todo), desc="generate",
+                  unit="img") as bar:
             while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                ray.get(done)
-                bar.update(len(chunks[pending_index.pop(done[0])]))
+                done, _ = ray.wait(list(pending), num_returns=1)
+                chunk = pending.pop(done[0])
+                write_chunk(chunk, ray.get(done[0]))
+                bar.update(len(chunk))
         for a in actors:
             ray.kill(a)
         finish_output(partial, out, expected)

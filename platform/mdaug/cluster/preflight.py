@@ -3,30 +3,29 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import ray
 
 from mdaug.cluster.config import TrainJobConfig
 from mdaug.data.manifest import Manifest
+from mdaug.storage import read_bytes
 
 
 def load_verified_manifest(path: str) -> Manifest:
     """Load the manifest and check every file still has the content hash recorded in it."""
     if not path:
         raise ValueError("--data MANIFEST is required; make one with `mdaug split ROOT --out MANIFEST`")
-    m = Manifest.load(Path(path))
-    root = Path(m.root)
+    m = Manifest.load(path)
     changed, missing = [], []
     for r in m.rows:
-        f = root / r.path
-        if not f.is_file():
+        try:
+            if hashlib.sha256(read_bytes(m.file(r))).hexdigest() != r.sha256:
+                changed.append(r.path)
+        except (FileNotFoundError, IsADirectoryError):
             missing.append(r.path)
-        elif hashlib.sha256(f.read_bytes()).hexdigest() != r.sha256:
-            changed.append(r.path)
     if missing or changed:
         raise ValueError(
-            f"manifest {path} no longer matches {root}: {len(missing)} files missing {missing[:5]}, "
+            f"manifest {path} no longer matches {m.root}: {len(missing)} files missing {missing[:5]}, "
             f"{len(changed)} files changed {changed[:5]}; re-run `mdaug split` to make a new manifest"
         )
     return m

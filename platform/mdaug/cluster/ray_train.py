@@ -97,7 +97,7 @@ def fit_with_ray(cfg: TrainJobConfig, loop, loop_config: dict[str, Any], dataset
         scaling_config=ray.train.ScalingConfig(num_workers=cfg.workers, use_gpu=cfg.gpus_per_worker > 0,
                                                resources_per_worker=resources),
         run_config=ray.train.RunConfig(
-            name=run_name_for(cfg), storage_path=cfg.storage or str(cfg.out_path / "ray"),
+            name=run_name_for(cfg), storage_path=cfg.artifact("ray"),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.keep_checkpoints,
                                                          checkpoint_score_attribute="val_loss",
                                                          checkpoint_score_order="min"),

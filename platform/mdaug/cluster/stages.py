@@ -4,7 +4,6 @@ returns what it wrote."""
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -16,6 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from mdaug.augment import JUDGE_AUGMENT
 from mdaug.cluster.config import TrainJobConfig
+from mdaug.cluster.data_staging import manifest_location, publish_manifest
 from mdaug.cluster.preflight import check_batch
 from mdaug.cluster.ray_train import best_lightning_checkpoint, fit_with_ray, lightning_fit
 from mdaug.cluster.tracking import EpochLogger, last_metrics, reconstruction_grid
@@ -26,6 +26,7 @@ from mdaug.flow.latents import EncodeBatch, LatentStats
 from mdaug.models.classifier import PersonClassifier, load_classifier, save_classifier
 from mdaug.models.vavae import VAE_PRESETS, AutoencoderKL, load_official_vavae, load_vae, save_vae
 from mdaug.models.vavae_losses import IdentityLoss, VAELossConfig
+from mdaug.storage import delete_dir, exists, publish, read_text
 from mdaug.training.classifier import accuracy, train_classifier
 from mdaug.training.identity import reconstruction_identity
 
@@ -38,6 +39,11 @@ def data_channels(cfg: TrainJobConfig, manifest: Manifest) -> str:
 # ---------------------------------------------------------------- identity classifier
 def classifier_path(cfg: TrainJobConfig) -> Path:
     return cfg.out_path / "classifier" / "classifier.pt"
+
+
+def classifier_uri(cfg: TrainJobConfig) -> str:
+    """Where the identity classifier is in the job's storage."""
+    return cfg.artifact("classifier", "classifier.pt")
 
 
 def train_identity_classifier(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str]) -> dict[str, Path]:
@@ -53,14 +59,18 @@ def train_identity_classifier(cfg: TrainJobConfig, manifest: Manifest, tracking:
     path = classifier_path(cfg)
     save_classifier(net, path, {"val_accuracy": val_accuracy, "manifest_hash": manifest.content_hash(),
                                 "size": size, "channels": ch})
+    publish(path, classifier_uri(cfg))
     MlflowClient(tracking["tracking_uri"]).log_metric(tracking["run_id"], "val_accuracy", val_accuracy)
     print(f"[classifier] recognises {val_accuracy:.1%} of the {len(vy)} real validation images")
     return {"classifier": path}
 
 
-def identity_judge(cfg: TrainJobConfig, manifest: Manifest) -> ray.ObjectRef:
-    """The identity classifier and the real validation images, for the per-epoch identity metrics."""
-    path = classifier_path(cfg)
+def identity_judge(cfg: TrainJobConfig, manifest: Manifest) -> ray.ObjectRef | None:
+    """The identity classifier and the real validation images, for the per-epoch identity metrics (None before
+    the classifier stage has run)."""
+    path = classifier_uri(cfg)
+    if not exists(path):
+        return None
     net, info = load_classifier(path)
     if info["manifest_hash"] != manifest.content_hash():
         raise ValueError(f"{path} was trained on another manifest; run `jobs/train.py --stage classifier` with "
@@ -81,11 +91,11 @@ def judge_from(ref: ray.ObjectRef | None) -> dict | None:
 
 
 # ---------------------------------------------------------------- VA-VAE
-def vae_data(cfg: TrainJobConfig, manifest: Manifest) -> tuple[Manifest, Path, list]:
-    """(manifest, its path, train rows) the autoencoder trains on."""
-    path = Path(cfg.vae.data or cfg.data).resolve()
-    m = Manifest.load(path) if cfg.vae.data else manifest
-    return m, path, m.first_per_person(cfg.vae.train_per_person)
+def vae_data(cfg: TrainJobConfig, manifest: Manifest) -> tuple[Manifest, str, list]:
+    """(manifest, its location, train rows) the autoencoder trains on: its images in the job's storage."""
+    m, location = (publish_manifest(Manifest.load(cfg.vae.data), cfg.vae.data, cfg.storage) if cfg.vae.data
+                   else (manifest, manifest_location(cfg, manifest)))
+    return m, location, m.first_per_person(cfg.vae.train_per_person)
 
 
 def _vae_module(job: dict[str, Any], identity_ref: ray.ObjectRef | None = None):
@@ -148,14 +158,14 @@ def train_vae(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str])
     loop_cfg = {"epochs": cfg.vae.epochs, "batch_size": cfg.vae.batch_size, **tracking,
                 "steps_per_epoch": cfg.vae.steps_per_epoch, "find_unused": cfg.vae.vf_encoder == "none",
                 "identity_encoder": _identity_encoder(cfg, m, rows, size, ch),
-                "judge": identity_judge(cfg, manifest) if classifier_path(cfg).is_file() else None}
+                "judge": identity_judge(cfg, manifest)}
     result = fit_with_ray(cfg, vae_loop, loop_cfg, datasets)
     state = torch.load(best_lightning_checkpoint(result), map_location="cpu", weights_only=True)["state_dict"]
     vae = AutoencoderKL(VAE_PRESETS[cfg.vae.preset])
     vae.load_state_dict({k.removeprefix("vae."): v for k, v in state.items() if k.startswith("vae.")})
     out = cfg.out_path / "vae"
     out.mkdir(parents=True, exist_ok=True)
-    provenance = {"manifest": str(m_path), "manifest_hash": m.content_hash(), "images": [r.sha256 for r in rows],
+    provenance = {"manifest": m_path, "manifest_hash": m.content_hash(), "images": [r.sha256 for r in rows],
                   "persons": sorted({r.person for r in rows}), "train_per_person": cfg.vae.train_per_person}
     identity = last_metrics(tracking, ("recon_identity_ratio", "recon_identity_accuracy"))
     if identity:
@@ -164,44 +174,49 @@ def train_vae(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str])
               "validation images")
     save_vae(vae, out / "vae.pt", cfg.vae.preset, {"manifest_hash": m.content_hash(), "provenance": provenance,
                                                     "identity_metrics": identity})
+    publish(out / "vae.pt", cfg.artifact("vae", "vae.pt"))
     return {"vae": out / "vae.pt"}
 
 
 # ---------------------------------------------------------------- latents
 def extract_latents(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str]) -> dict[str, Path]:
-    """Encode the train and val images in one pass of one actor pool; latents/{train,val} Parquet + stats.json."""
-    vae_path = cfg.out_path / "vae" / "vae.pt"
-    vae = load_vae(vae_path, cfg.vae.preset)  # refuses another preset's checkpoint before any work
+    """Encode the train and val images in one pass of one actor pool; latents/{train,val} Parquet + stats.json,
+    in the job's storage."""
+    vae_uri = cfg.artifact("vae", "vae.pt")
+    vae = load_vae(vae_uri, cfg.vae.preset)  # refuses another preset's checkpoint before any work
     out = cfg.out_path / "latents"
     size, ch = vae.config.resolution, data_channels(cfg, manifest)
     gpu = cfg.gpus_per_worker > 0
     n_train = len(manifest.split("train"))
     encoded = rows_dataset(manifest, manifest.split("train") + manifest.split("val"), size, ch,
                            with_hash=True).map_batches(
-        EncodeBatch, fn_constructor_kwargs={"vae_path": str(vae_path), "preset": cfg.vae.preset},
+        EncodeBatch, fn_constructor_kwargs={"vae_uri": vae_uri, "preset": cfg.vae.preset},
         batch_size=64, compute=ray.data.ActorPoolStrategy(size=cfg.workers), num_gpus=1 if gpu else 0,
         num_cpus=cfg.cpus_per_worker if not gpu else 1).materialize()
     for split, first, last in (("train", 0, n_train), ("val", n_train, None)):
         part = encoded.filter(partial(index_within, first=first, last=last)).map_batches(
             partial(shift_index, by=first), batch_format="numpy")
-        target = out / split
-        shutil.rmtree(target, ignore_errors=True)  # a rerun replaces the files; write_parquet would add to them
-        part.write_parquet(str(target))
+        target = cfg.artifact("latents", split)
+        delete_dir(target)  # a rerun replaces the files; write_parquet would add to them
+        part.write_parquet(target)
     train = [torch.from_numpy(b["latent"][b["index"] < n_train])
              for b in encoded.select_columns(["latent", "index"]).iter_batches(batch_size=256, batch_format="numpy")]
     stats = LatentStats.from_latents(train, vae.identity())
+    out.mkdir(parents=True, exist_ok=True)
     (out / "stats.json").write_text(json.dumps({
         "mean": stats.mean.tolist(), "std": stats.std.tolist(), "vae_identity": stats.vae_identity,
-        "count": stats.count, "vae_path": str(vae_path), "manifest_hash": manifest.content_hash(),
+        "count": stats.count, "vae_uri": vae_uri, "manifest_hash": manifest.content_hash(),
         "channels": ch, "latent_shape": list(next(z for z in train if len(z))[0].shape),
     }, indent=1))
+    publish(out / "stats.json", cfg.artifact("latents", "stats.json"))
     return {"latents": out, "stats": out / "stats.json"}
 
 
-def read_stats(out: Path) -> tuple[LatentStats, dict]:
-    path = out / "latents" / "stats.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; run `jobs/train.py --stage latents` first")
-    d = json.loads(path.read_text())
+def read_stats(cfg: TrainJobConfig) -> tuple[LatentStats, dict]:
+    """The latent statistics and what they came from (the VA-VAE's location among them), from the storage."""
+    location = cfg.artifact("latents", "stats.json")
+    if not exists(location):
+        raise FileNotFoundError(f"{location} not found; run `jobs/train.py --stage latents` first")
+    d = json.loads(read_text(location))
     stats = LatentStats(torch.tensor(d["mean"]), torch.tensor(d["std"]), d["vae_identity"], d["count"])
     return stats, d

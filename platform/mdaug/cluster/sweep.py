@@ -24,6 +24,7 @@ from mdaug.generation import Generator, image_seed
 from mdaug.memorisation import memorisation
 from mdaug.metrics import fidelity
 from mdaug.models.classifier import load_classifier
+from mdaug.storage import absolute
 from mdaug.tables import markdown_table
 
 
@@ -67,7 +68,7 @@ def trial(config: dict) -> None:
     torch.set_num_threads(1)
     ctx = config["ctx"]
     gen = Generator.load(ctx["dit"], ctx["vae"])
-    clf, info = load_classifier(Path(ctx["classifier"]))
+    clf, info = load_classifier(ctx["classifier"])
     real, real_labels, seen = ray.get(ctx["val_ref"])
     sampling = SamplingConfig(steps=int(config["steps"]), cfg_scale=float(config["cfg_scale"]),
                               cfg_interval_start=float(config["cfg_interval_start"]),
@@ -116,27 +117,30 @@ def plot_trials(df, path: Path) -> None:
 
 def run_sweep(dit: str, data: str | None, out: Path, cfg: SweepConfig, vae: str | None = None,
               experiment: str = "mdaug", tracking_dir: Path | None = None, parent_run_id: str | None = None,
-              classifier: str | None = None) -> dict:
+              classifier: str | None = None, tune_storage: str | None = None) -> dict:
     """Returns the best sampling settings (also written to out/best_sampling.yaml). `classifier`: the identity
-    classifier (default: classifier/classifier.pt beside the DiT's folder); scored on the real validation
-    split, which neither the generator nor that classifier trained on."""
+    classifier (default: the one the DiT checkpoint names); scored on the real validation split, which neither
+    the generator nor that classifier trained on. `dit`, `vae`, `classifier`, `tune_storage` (where Tune keeps
+    its trials; default out/tune): local paths or URIs every node reaches."""
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     gen = Generator.load(dit, vae)
     data = data or gen.info.get("training_manifest")
     if not data:
         raise ValueError(f"{dit} records no training manifest; pass --data MANIFEST")
-    manifest = Manifest.load(Path(data))
-    classifier = classifier or str(Path(dit).resolve().parent.parent / "classifier" / "classifier.pt")
-    _, info = load_classifier(Path(classifier))
+    manifest = Manifest.load(data)
+    classifier = classifier or gen.info.get("classifier_uri")
+    if not classifier:
+        raise ValueError(f"{dit} names no identity classifier; pass --classifier")
+    _, info = load_classifier(classifier)
     val_x, val_y = load_split(manifest, "val", info["size"], info["channels"])
     seen_x, _ = load_rows(manifest, gen.seen_rows(manifest), info["size"], info["channels"])
-    tracking_dir = tracking_dir or Path(dit).resolve().parent.parent
+    tracking_dir = tracking_dir or out
     with mlflow_run(tracking_dir, experiment, "sweep-sampling", {"stage": "sweep"}, parent_run_id) as (client, run_id):
         log_params(client, run_id, {f"sweep.{k}": v for k, v in cfg.__dict__.items()})
         if not ray.is_initialized():
             ray.init(include_dashboard=False)
-        ctx = {"dit": str(Path(dit).resolve()), "vae": vae, "classifier": str(Path(classifier).resolve()),
+        ctx = {"dit": absolute(dit), "vae": vae and absolute(vae), "classifier": absolute(classifier),
                "val_ref": ray.put((val_x, val_y, seen_x)), "per_person": cfg.per_person, "seed": cfg.seed,
                "tracking_uri": tracking_uri(tracking_dir), "parent_run_id": run_id,
                "experiment_id": client.get_run(run_id).info.experiment_id}
@@ -146,7 +150,8 @@ def run_sweep(dit: str, data: str | None, out: Path, cfg: SweepConfig, vae: str 
             param_space={**search_space(cfg), "ctx": ctx},
             tune_config=tune.TuneConfig(metric="frechet", mode="min", num_samples=cfg.trials,
                                         search_alg=search_algorithm(cfg.search, cfg.seed)),
-            run_config=tune.RunConfig(name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(out / "tune")),
+            run_config=tune.RunConfig(name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}",
+                                      storage_path=tune_storage or str(out / "tune")),
         )
         t0 = time.perf_counter()
         results = tuner.fit()

@@ -6,11 +6,13 @@ import time
 from pathlib import Path
 
 from mdaug.cluster.config import TrainJobConfig, flatten, to_yaml
+from mdaug.cluster.data_staging import publish_manifest
 from mdaug.cluster.dit_stage import train_dit
 from mdaug.cluster.preflight import check_resources, load_verified_manifest
 from mdaug.cluster.ray_session import connect_ray
 from mdaug.cluster.stages import extract_latents, train_identity_classifier, train_vae
 from mdaug.cluster.tracking import log_params, mlflow_run, tracking_uri
+from mdaug.storage import is_uri
 
 STAGE_FUNCTIONS = {"classifier": train_identity_classifier, "vae": train_vae, "latents": extract_latents,
                    "dit": train_dit}
@@ -18,7 +20,7 @@ STAGE_FUNCTIONS = {"classifier": train_identity_classifier, "vae": train_vae, "l
 
 def run_train_job(cfg: TrainJobConfig, parent_run_id: str | None = None) -> dict[str, Path]:
     """Everything is checked before training starts; the MLflow run ends FINISHED or FAILED."""
-    manifest = load_verified_manifest(cfg.data)
+    manifest, _ = publish_manifest(load_verified_manifest(cfg.data), cfg.data, cfg.storage)
     connect_ray(cfg.workers * cfg.cpus_per_worker + 2)
     check_resources(cfg)
     out = cfg.out_path
@@ -35,7 +37,8 @@ def run_train_job(cfg: TrainJobConfig, parent_run_id: str | None = None) -> dict
         config_file = stage_dir / "config.yaml"
         config_file.write_text(to_yaml(cfg))
         client.log_artifact(run_id, str(config_file))
-        client.log_artifact(run_id, str(Path(cfg.data).resolve()))
+        if not is_uri(cfg.data):
+            client.log_artifact(run_id, str(Path(cfg.data).resolve()))
         t0 = time.perf_counter()
         tracking = {"tracking_uri": tracking_uri(tracking_dir), "run_id": run_id}
         outputs = STAGE_FUNCTIONS[cfg.stage](cfg, manifest, tracking)

@@ -11,12 +11,15 @@ Conversion rules (documented in the README):
 
 from __future__ import annotations
 
+import io
 import stat
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from mdaug.storage import is_uri, read_bytes
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 SINGLE_CHANNEL_MODES = frozenset({"1", "L", "LA", "I;16", "I;16B", "I;16L", "I", "F"})
@@ -26,8 +29,8 @@ MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # larger declared sizes are refused before 
 class ImageReadError(ValueError):
     """A file that cannot be used as an image; `kind` is the problem kind `mdaug validate` reports."""
 
-    def __init__(self, path: Path, kind: str, reason: str) -> None:
-        self.path, self.kind, self.reason = Path(path), kind, reason
+    def __init__(self, path: Path | str, kind: str, reason: str) -> None:
+        self.path, self.kind, self.reason = path if is_uri(path) else Path(path), kind, reason
         super().__init__(f"{printable(str(path))}: {reason} [{kind}]; `mdaug validate ROOT` lists every such file")
 
 
@@ -50,14 +53,26 @@ def check_file(path: Path) -> None:
         raise ImageReadError(path, "unreadable", "not a regular file (a pipe, socket or device)")
 
 
-def open_image(path: Path) -> Image.Image:
-    """Decode a whole image file; every refusal, the OS's or PIL's, for any reason, is an ImageReadError."""
-    check_file(path)
+def _source(path: Path | str) -> Path | io.BytesIO:
+    """What PIL opens: a checked local file, or the bytes of a stored object (s3://…)."""
+    if not is_uri(path):
+        check_file(Path(path))
+        return Path(path)
+    try:
+        return io.BytesIO(read_bytes(path))
+    except OSError as err:
+        raise ImageReadError(path, "unreadable", f"cannot be read ({err})") from None
+
+
+def open_image(path: Path | str) -> Image.Image:
+    """Decode a whole image file (a local path or a storage URI); every refusal, the OS's or PIL's, for any
+    reason, is an ImageReadError."""
+    source = _source(path)
     try:
         with warnings.catch_warnings():  # PIL's complaints about a damaged file become its reason, not noise
             warnings.simplefilter("ignore")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(source) as im:
                 if im.width * im.height > MAX_PIXELS:
                     raise Image.DecompressionBombError(f"{im.width}x{im.height} is {im.width * im.height} pixels")
                 im.load()
@@ -112,7 +127,7 @@ def model_channels(data_channels: str, in_channels: int) -> str:
     return "rgb"
 
 
-def load_image(path: Path, channels: str, size: int | None = None) -> np.ndarray:
+def load_image(path: Path | str, channels: str, size: int | None = None) -> np.ndarray:
     """Decode, convert, optionally resize (bilinear) → float32 CHW in [-1, 1]."""
     img = convert_mode(open_image(path), "rgb" if channels == "jet" else channels)
     if channels == "jet":
@@ -129,8 +144,7 @@ def load_rows(manifest, rows: list, size: int, channels: str | None = None):
     """Manifest rows as one float tensor (N, C, size, size) in [-1, 1] and their labels."""
     import torch
 
-    root = Path(manifest.root)
-    images = np.stack([load_image(root / r.path, channels or manifest.channels, size) for r in rows])
+    images = np.stack([load_image(manifest.file(r), channels or manifest.channels, size) for r in rows])
     return torch.from_numpy(images), torch.tensor([r.label for r in rows])
 
 

@@ -7,6 +7,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from mdaug.storage import is_uri, join, read_text, write_text
+
 SPLITS = ("train", "val", "test")
 
 
@@ -53,6 +55,10 @@ class Manifest:
                 out.append(r)
         return out
 
+    def file(self, row: Row) -> str:
+        """Where the row's image is: under the manifest's root, a local folder or a storage URI."""
+        return join(self.root, row.path)
+
     def hashes(self, splits: tuple[str, ...] = SPLITS) -> dict[str, list[str]]:
         """sha256 → paths, over the given splits."""
         out: dict[str, list[str]] = {}
@@ -66,23 +72,23 @@ class Manifest:
         blob = json.dumps([asdict(r) for r in self.rows], sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path | str) -> None:
+        """Write the manifest (a local file or a storage URI), whole or not at all."""
         d = asdict(self)
         d["labels"] = {str(k): v for k, v in self.labels.items()}
         d["rows"] = [asdict(r) for r in self.rows]
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"format": "mdaug-manifest/1", **d}, indent=1))
-        tmp.replace(path)
+        write_text(path, json.dumps({"format": "mdaug-manifest/1", **d}, indent=1))
 
     @classmethod
-    def load(cls, path: Path) -> Manifest:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"manifest {path} not found; make one with `mdaug split ROOT --out {path}`")
+    def load(cls, path: Path | str) -> Manifest:
+        path = path if is_uri(path) else Path(path)
         try:
-            d = json.loads(path.read_text())
+            text = read_text(path)
+        except (FileNotFoundError, IsADirectoryError):
+            raise FileNotFoundError(f"manifest {path} not found; make one with `mdaug split ROOT --out {path}`") \
+                from None
+        try:
+            d = json.loads(text)
             if d.pop("format") != "mdaug-manifest/1":
                 raise ValueError("unknown format")
             d["labels"] = {int(k): v for k, v in d["labels"].items()}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import ray
@@ -16,7 +15,7 @@ from mdaug.data.manifest import Manifest, Row
 
 
 def _decode_batch(batch: dict[str, np.ndarray], size: int, channels: str, with_hash: bool) -> dict[str, np.ndarray]:
-    images = np.stack([load_image(Path(p), channels, size) for p in batch["path"]])
+    images = np.stack([load_image(str(p), channels, size) for p in batch["path"]])
     out = {"image": images, "label": batch["label"].astype(np.int64), "index": batch["index"].astype(np.int64)}
     return out | {"sha256": batch["sha256"]} if with_hash else out
 
@@ -35,8 +34,7 @@ def rows_dataset(manifest: Manifest, rows: list[Row], size: int, channels: str |
                  batch_size: int = 64, blocks: int | None = None, with_hash: bool = False) -> ray.data.Dataset:
     """The same for chosen rows of the manifest. `blocks` defaults to twice the CPUs Ray sees, so decoding
     runs in parallel without flooding a small machine with tiny tasks."""
-    root = Path(manifest.root)
-    items = [{"path": str(root / r.path), "label": r.label, "sha256": r.sha256, "index": i} for i, r in enumerate(rows)]
+    items = [{"path": manifest.file(r), "label": r.label, "sha256": r.sha256, "index": i} for i, r in enumerate(rows)]
     if blocks is None:
         cpus = int(ray.cluster_resources().get("CPU", os.cpu_count() or 1)) if ray.is_initialized() else 2
         blocks = max(1, min(len(items) // batch_size + 1, 2 * cpus))

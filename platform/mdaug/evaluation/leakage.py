@@ -12,7 +12,6 @@ Any finding stops the job, naming both files."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -20,6 +19,7 @@ from mdaug.data.fingerprint import fingerprints, nearest
 from mdaug.data.manifest import Manifest
 from mdaug.evaluation.budget import generator_images
 from mdaug.evaluation.sets import EvalData, ImageSet
+from mdaug.storage import exists
 
 NEAR = 0.5  # fraction of the smallest legitimate distance below which a pair is a copy
 PIXEL_FLOOR = 0.03  # a copy whatever the data: same pixels 0, resized + JPEG ≤ 0.025 at 32²; distinct ≥ 0.07
@@ -62,11 +62,11 @@ class LeakageCheck:
 def _generator_hashes(info: dict) -> tuple[str, set[str]]:
     """What the generator trained on: its provenance, plus its training manifest's train and val splits."""
     path = info.get("training_manifest")
-    if not path or not Path(path).is_file():
+    if not path or not exists(path):
         raise LeakageError(f"cannot verify that the generator never saw a test image: its training manifest "
                            f"{path!r} (named in the synthetic manifest.json) is not found; restore that file or "
                            "regenerate with a DiT trained on a manifest you still have")
-    gen = Manifest.load(Path(path))
+    gen = Manifest.load(path)
     if info.get("training_manifest_hash") != gen.content_hash():
         raise LeakageError(f"the generator's training manifest {path} changed after the generator was trained "
                            "(content hash differs); cannot verify what the generator saw")

@@ -17,6 +17,7 @@ from mdaug.evaluation.scoring import RunResult
 from mdaug.evaluation.sets import EvalData
 from mdaug.evaluation.stats import ArmRow
 from mdaug.imaging import labelled_grid, tensor_image
+from mdaug.storage import join
 
 
 def accuracy_vs_k(rows: list[ArmRow], path: Path) -> Path:
@@ -82,7 +83,7 @@ def sample_grid(data: EvalData, k: int, path: Path, per_row: int = 4, cell: int 
         imgs: list[Image.Image] = []
         for s in (data.train, data.synthetic[k]):
             for i in s.indices_of(label)[:per_row]:
-                arr = load_image(Path(s.root) / s.paths[i], channels, cell)
+                arr = load_image(join(s.root, s.paths[i]), channels, cell)
                 imgs.append(tensor_image(torch.from_numpy(arr), channels))
         rows.append((f"ID {data.person_of[label]}", imgs))
     labelled_grid(rows, cell, out=path)

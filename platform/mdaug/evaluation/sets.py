@@ -13,6 +13,7 @@ import torch
 from mdaug.data.images import load_image
 from mdaug.data.manifest import Manifest
 from mdaug.data.validate import validate
+from mdaug.storage import join
 
 
 @dataclass
@@ -33,8 +34,10 @@ class ImageSet:
         return np.bincount(self.labels, minlength=num_classes)
 
 
-def _load(root: Path, items: list[tuple[str, int, str]], size: int, channels: str, skipped: int = 0) -> ImageSet:
-    images = np.stack([load_image(root / p, channels, size) for p, _, _ in items])
+def _load(root: Path | str, items: list[tuple[str, int, str]], size: int, channels: str,
+          skipped: int = 0) -> ImageSet:
+    """`root`: a local folder or a storage URI."""
+    images = np.stack([load_image(join(root, p), channels, size) for p, _, _ in items])
     return ImageSet(str(root), torch.from_numpy(images), np.array([lab for _, lab, _ in items]),
                     [p for p, _, _ in items], [h for _, _, h in items], skipped)
 
@@ -43,7 +46,7 @@ def manifest_set(manifest: Manifest, split: str, size: int) -> ImageSet:
     rows = manifest.split(split)
     if not rows:
         raise ValueError(f"the manifest has no {split} images; remake it with `mdaug split` (val/test fractions > 0)")
-    return _load(Path(manifest.root), [(r.path, r.label, r.sha256) for r in rows], size, manifest.channels)
+    return _load(manifest.root, [(r.path, r.label, r.sha256) for r in rows], size, manifest.channels)
 
 
 def folder_set(root: Path, manifest: Manifest, size: int, what: str) -> ImageSet:
@@ -95,10 +98,9 @@ class EvalData:
 
 def load_eval_data(data: str, synthetic: dict[int, str], oracle: str | None, size: int | None) -> EvalData:
     """Load every set once; `synthetic` maps each k to its generated folder (see budget.assign_generators)."""
-    manifest = Manifest.load(Path(data))
+    manifest = Manifest.load(data)
     if size is None:
-        first = manifest.split("train")[0]
-        size = load_image(Path(manifest.root) / first.path, manifest.channels).shape[-1]
+        size = load_image(manifest.file(manifest.split("train")[0]), manifest.channels).shape[-1]
     folders = {f: folder_set(Path(f), manifest, size, "synthetic") for f in dict.fromkeys(synthetic.values())}
     return EvalData(manifest, manifest_set(manifest, "train", size), manifest_set(manifest, "val", size),
                     manifest_set(manifest, "test", size), {k: folders[f] for k, f in synthetic.items()},

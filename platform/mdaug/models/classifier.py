@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mdaug import storage
+
 
 @dataclass(frozen=True)
 class ClassifierConfig:
@@ -71,13 +73,13 @@ def save_classifier(net: PersonClassifier, path: Path, extra: dict | None = None
                 **(extra or {})}, path)
 
 
-def load_classifier(path: Path) -> tuple[PersonClassifier, dict]:
-    """(classifier in eval mode, the file's other entries); a missing or foreign file is a clear error."""
-    path = Path(path)
-    if not path.is_file():
+def load_classifier(path: Path | str) -> tuple[PersonClassifier, dict]:
+    """(classifier in eval mode, the file's other entries) from a local path or a storage URI; a missing or
+    foreign file is a clear error."""
+    if not storage.exists(path):
         raise FileNotFoundError(f"person classifier {path} not found; train it with "
                                 "`jobs/train.py --stage classifier` (the pipeline does)")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = storage.torch_load(path, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or ckpt.get("format") != "mdaug-classifier/1":
         raise ValueError(f"{path} is not an mdaug classifier file")
     net = PersonClassifier(ClassifierConfig(**ckpt["config"]))

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mdaug import storage
+
 
 @dataclass(frozen=True)
 class VAEConfig:
@@ -255,13 +257,12 @@ def load_official_vavae(path: str | Path, *, ch: int = 128, ch_mult: tuple[int, 
 
     Training-only keys (loss.*, foundation_model.*) are ignored; any other missing or unexpected key
     is an error that lists them."""
-    path = Path(path)
-    if not path.is_file():
+    if not storage.exists(path):
         raise FileNotFoundError(
             f"VA-VAE checkpoint {path} not found. Download the official f16d32 release "
             "(hustvl/LightningDiT, 'vavae-imagenet256-f16d32-dinov2.pt') and pass its path."
         )
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = storage.torch_load(path, map_location="cpu", weights_only=True)
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise ValueError(f"{path} holds no state_dict; expected the official VA-VAE checkpoint format")
@@ -294,16 +295,16 @@ def save_vae(model: AutoencoderKL, path: str | Path, preset: str, extra: dict | 
 def vae_record(path: str | Path) -> dict:
     """What a VAE checkpoint records beside its weights: provenance (manifest, content hashes and persons it
     trained on) and identity_metrics (the reconstruction identity ratio at its last epoch), where present."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = storage.torch_load(path, map_location="cpu", weights_only=True)
     return {k: v for k, v in ckpt.items() if k != "state_dict"}
 
 
 def load_vae(path: str | Path, preset: str | None = None) -> AutoencoderKL:
-    """Load a checkpoint written by save_vae; with `preset`, refuse one trained for another preset."""
-    path = Path(path)
-    if not path.is_file():
+    """Load a checkpoint written by save_vae (a local path or a storage URI); with `preset`, refuse one trained
+    for another preset."""
+    if not storage.exists(path):
         raise FileNotFoundError(f"VAE checkpoint {path} not found; train one with `jobs/train.py --stage vae`")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = storage.torch_load(path, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or ckpt.get("format") != "mdaug-vae/1":
         raise ValueError(f"{path} is not an mdaug VAE checkpoint (an official one loads with load_official_vavae)")
     if preset is not None and ckpt["preset"] != preset:

@@ -27,6 +27,10 @@ class PipelineConfig:
     sweep: the sampling sweep's budget (run on the smallest k's DiT); sampling: settings used when the sweep
     is skipped (sweep.trials = 0).
     evaluation: the evaluation's arms, k, seeds and budget (data/synthetic/out are filled in by the pipeline).
+    storage: where the artifacts live that Ray workers read and write (the images, VA-VAE, latents, checkpoints,
+    the sweep's trials) and where every stage's outputs are copied: a location every node reaches (s3://bucket/
+    prefix, an NFS folder). "" = the output folder, enough on one machine; `out` stays the driver's working
+    folder (stage records, the lock, and the MLflow store when MLFLOW_TRACKING_URI names no server).
     """
 
     out: Path = Path("runs/pipeline")
@@ -45,6 +49,7 @@ class PipelineConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     experiment: str = "mdaug"
+    storage: str = ""
 
     @property
     def dit_ks(self) -> tuple[int, ...]:

@@ -34,7 +34,7 @@ def stage_keys(cfg: PipelineConfig, paths: Paths, stages: list[str]) -> dict[str
     own = {
         "simulate": [asdict(cfg.sim), asdict(cfg.aux) if cfg.aux else None],
         "validate": [str(paths.data), asdict(cfg.sim) if cfg.data is None else _folder_fingerprint(paths.data)],
-        "split": [cfg.val, cfg.test, cfg.split_seed],
+        "split": [cfg.val, cfg.test, cfg.split_seed, cfg.storage],  # a new storage: every artifact made anew
         "classifier": [cfg.train_preset, cfg.train_overrides],
         "vae": [cfg.train_preset, cfg.train_overrides, cfg.workers],
         "latents": [], "dit": [cfg.dit_ks],
@@ -122,7 +122,7 @@ def run_pipeline(cfg: PipelineConfig, start: str | None = None, only: str | None
 
 def _run(cfg: PipelineConfig, out: Path, start: str | None, only: str | None,
          echo: Callable[[str], None]) -> dict[str, Path]:
-    paths = Paths(out, Path(cfg.data).resolve() if cfg.data else out / "data")
+    paths = Paths(out, Path(cfg.data).resolve() if cfg.data else out / "data", cfg.storage)
     if cfg.data is not None and not paths.data.is_dir():
         raise FileNotFoundError(f"--data {paths.data} is not a folder (expected ROOT/ID_1 … ROOT/ID_31)")
     stages = [s for s in STAGES if not (s == "simulate" and cfg.data is not None)]

@@ -28,6 +28,7 @@ from mdaug.flow.sampler import SamplingConfig
 from mdaug.models.vavae import vae_record
 from mdaug.pipeline.config import PipelineConfig
 from mdaug.sim import simulate_dataset
+from mdaug.storage import join, publish
 from mdaug.training.dit_module import load_dit
 
 
@@ -37,6 +38,11 @@ class Paths:
 
     out: Path
     data: Path
+    storage: str = ""  # the shared storage root; "" = out
+
+    def uri(self, local: Path) -> str:
+        """Where a local output under `out` lives in the storage."""
+        return join(self.storage or str(self.out), *local.relative_to(self.out).parts)
 
     @property
     def manifest(self) -> Path:
@@ -118,6 +124,12 @@ def generator_for(cfg: PipelineConfig, k: int) -> int:
     return max(fits, key=lambda g: (g == ALL, g))
 
 
+def publish_output(ctx: Context, local: Path) -> None:
+    """Copy a stage's output to the shared storage (nothing to do without one)."""
+    if ctx.paths.storage:
+        publish(local, ctx.paths.uri(local))
+
+
 def _small_run(ctx: Context, stage: str, params: dict, artifacts: list[Path]) -> None:
     with mlflow_run(ctx.paths.out, ctx.cfg.experiment, f"stage-{stage}", {"stage": stage}, ctx.parent_run_id) as (
             client, run_id):
@@ -171,7 +183,7 @@ def _train(ctx: Context, stage: str, extra: list[str] = ()) -> None:
     c = ctx.cfg
     job = build_config(stage, str(ctx.paths.manifest), c.train_preset, [*vae_source(c), *c.train_overrides, *extra],
                        out=str(ctx.paths.train), tracking_dir=str(ctx.paths.out), workers=c.workers,
-                       experiment=c.experiment)
+                       experiment=c.experiment, storage=ctx.paths.uri(ctx.paths.train) if c.storage else None)
     run_train_job(job, ctx.parent_run_id)
 
 
@@ -210,8 +222,12 @@ def sweep(ctx: Context) -> None:
         ctx.paths.output_of("sweep").write_text(yaml.safe_dump({}))
         ctx.echo(f"sweep off (trials = 0): sampling with {asdict(ctx.cfg.sampling)}")
         return
-    run_sweep(str(ctx.paths.dit(ctx.cfg.dit_ks[0])), str(ctx.paths.manifest), ctx.paths.sweep, ctx.cfg.sweep,
-              experiment=ctx.cfg.experiment, tracking_dir=ctx.paths.out, parent_run_id=ctx.parent_run_id)
+    tune = ctx.paths.uri(ctx.paths.sweep / "tune") if ctx.cfg.storage else None
+    run_sweep(ctx.paths.uri(ctx.paths.dit(ctx.cfg.dit_ks[0])), None, ctx.paths.sweep, ctx.cfg.sweep,
+              experiment=ctx.cfg.experiment, tracking_dir=ctx.paths.out, parent_run_id=ctx.parent_run_id,
+              tune_storage=tune)
+    for name in ("best_sampling.yaml", "trials.csv", "trials.md", "trials.png"):  # beside Tune's folder there
+        publish_output(ctx, ctx.paths.sweep / name)
 
 
 def generate(ctx: Context) -> None:
@@ -224,9 +240,10 @@ def generate(ctx: Context) -> None:
             old.unlink()
     per_generator, _ = counts_needed(ctx.cfg, Manifest.load(ctx.paths.manifest))
     for k, per_person in per_generator.items():
-        run_generate_job(str(ctx.paths.dit(k)), ctx.paths.synthetic_k(k), per_person, sampling_settings(ctx),
-                         workers=ctx.cfg.workers or 2, experiment=ctx.cfg.experiment, tracking_dir=ctx.paths.out,
-                         parent_run_id=ctx.parent_run_id)
+        run_generate_job(ctx.paths.uri(ctx.paths.dit(k)), ctx.paths.synthetic_k(k), per_person,
+                         sampling_settings(ctx), workers=ctx.cfg.workers or 2, experiment=ctx.cfg.experiment,
+                         tracking_dir=ctx.paths.out, parent_run_id=ctx.parent_run_id)
+        publish_output(ctx, ctx.paths.synthetic_k(k))
         quality = read_quality(ctx.paths.synthetic_k(k))
         if quality is not None:
             ctx.echo(f"generator k={k_label(k)}: generated set's {quality['summary']}")
@@ -246,10 +263,12 @@ def evaluate(ctx: Context) -> None:
     cfg = replace(c.evaluation, data=str(ctx.paths.manifest), synthetic=folders, oracle=oracle,
                   out=str(ctx.paths.eval), experiment=c.experiment)
     run_evaluation(cfg, tracking_dir=ctx.paths.out, parent_run_id=ctx.parent_run_id, echo=ctx.echo)
+    publish_output(ctx, ctx.paths.eval)
 
 
 def report(ctx: Context) -> None:
     shutil.copyfile(ctx.paths.eval / "report.html", ctx.paths.report)
+    publish_output(ctx, ctx.paths.report)
 
 
 STAGE_FUNCTIONS: dict[str, Callable[[Context], None]] = {

@@ -10,6 +10,7 @@ from dataclasses import asdict
 import lightning.pytorch as pl
 import torch
 
+from mdaug import storage
 from mdaug.flow.latents import LatentStats
 from mdaug.flow.sampler import SamplingConfig, sample
 from mdaug.flow.transport import flow_loss
@@ -94,8 +95,9 @@ def export_dit(module: DiTModule, path, extra: dict | None = None) -> None:
 
 
 def load_dit(path, use_ema: bool = True) -> tuple[LightningDiT, LatentStats, dict]:
-    """Load an exported generator; a checkpoint without latent statistics is refused."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    """Load an exported generator (a local path or a storage URI); a checkpoint without latent statistics is
+    refused."""
+    ckpt = storage.torch_load(path, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or ckpt.get("format") != "mdaug-dit/1":
         raise ValueError(f"{path} is not an mdaug DiT checkpoint (export one with export_dit)")
     stats = LatentStats.from_dict(ckpt.get("latent_stats"), str(path))

@@ -1,0 +1,50 @@
+"""A manifest's images where every node reads them: with a job storage (s3://…, NFS), the rows' files are copied
+once under storage/data/<manifest hash>/ beside a manifest whose root is there. The manifest is written last, so
+a copy that was interrupted is redone, and one that finished is found again by any driver."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from tqdm import tqdm
+
+from mdaug.data.manifest import Manifest
+from mdaug.storage import absolute, exists, is_uri, join, read_bytes, write_bytes
+
+if TYPE_CHECKING:
+    from mdaug.cluster.config import TrainJobConfig
+
+
+def staged_location(manifest: Manifest, storage: str) -> str:
+    """Where the manifest (and, for a local root, its images) goes in `storage`."""
+    return join(storage, "data", manifest.content_hash()[:16], "manifest.json")
+
+
+def publish_manifest(manifest: Manifest, location: str, storage: str) -> tuple[Manifest, str]:
+    """(the manifest as workers read it, its location). Without storage both stay where they are."""
+    if not storage:
+        return manifest, absolute(location)
+    target = staged_location(manifest, storage)
+    if exists(target):
+        return Manifest.load(target), target
+    root = manifest.root
+    if not is_uri(root):
+        root = target.rsplit("/", 1)[0]
+
+        def copy(row) -> None:
+            write_bytes(join(root, row.path), read_bytes(manifest.file(row)))
+
+        with ThreadPoolExecutor(16) as pool:
+            list(tqdm(pool.map(copy, manifest.rows), total=len(manifest.rows), unit="img",
+                      desc=f"copy images to {root}", disable=len(manifest.rows) < 500))
+    staged = replace(manifest, root=root)
+    staged.save(target)
+    return staged, target
+
+
+def manifest_location(cfg: TrainJobConfig, manifest: Manifest) -> str:
+    """Where the job's (published) manifest is."""
+    return staged_location(manifest, cfg.storage) if cfg.storage else absolute(cfg.data)
+

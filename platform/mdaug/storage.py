@@ -1,0 +1,132 @@
+"""Where artifacts live: a local folder, or a URI every node can reach (s3://bucket/prefix, gs://…, or a folder
+on NFS), through pyarrow.fs. Stages hand Ray workers these locations, never a path on the driver's disk.
+
+Credentials and endpoints come from the environment as pyarrow and boto read them (AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL for MinIO and other S3-compatible stores)."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+
+def is_uri(location: str | Path) -> bool:
+    """True for scheme://… locations (file:// included), False for plain paths."""
+    return "://" in str(location)
+
+
+def resolve(location: str | Path) -> tuple[pafs.FileSystem, str]:
+    """(filesystem, path inside it) for a URI or a local path (relative paths are taken from the working folder)."""
+    if is_uri(location):
+        try:
+            return pafs.FileSystem.from_uri(str(location))
+        except (OSError, ValueError) as err:  # pyarrow.ArrowInvalid (a ValueError): unknown scheme, bad bucket
+            raise ValueError(f"cannot open storage location {location!r}: {err}") from err
+    return pafs.LocalFileSystem(), str(Path(location).resolve())
+
+
+def absolute(location: str | Path) -> str:
+    """A URI as it is; a local path made absolute (it means the same to every process on this machine)."""
+    return str(location) if is_uri(location) else str(Path(location).resolve())
+
+
+def join(root: str | Path, *parts: str) -> str:
+    """root/part/… for a URI or a local folder."""
+    if is_uri(root):
+        return "/".join([str(root).rstrip("/"), *(p.strip("/") for p in parts)])
+    return str(Path(root, *parts))
+
+
+def exists(location: str | Path) -> bool:
+    fs, path = resolve(location)
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def read_bytes(location: str | Path) -> bytes:
+    """The whole file; FileNotFoundError names the location."""
+    fs, path = resolve(location)
+    try:
+        with fs.open_input_stream(path) as f:
+            return f.read()
+    except OSError as err:  # FileNotFoundError included: an object store says so for a prefix too
+        kind = fs.get_file_info(path).type
+        if kind == pafs.FileType.NotFound:
+            raise FileNotFoundError(f"{location} not found") from None
+        if kind == pafs.FileType.Directory:
+            raise IsADirectoryError(f"{location} is a folder, not a file") from None
+        raise OSError(f"cannot read {location}: {err}") from err
+
+
+def write_bytes(location: str | Path, data: bytes) -> None:
+    """Write a whole file, never half of one: a local file goes through a temporary name; an object store's
+    upload appears only when complete."""
+    if not is_uri(location):
+        path = Path(location)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        return
+    fs, path = resolve(location)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(path) as f:
+        f.write(data)
+
+
+def read_text(location: str | Path) -> str:
+    return read_bytes(location).decode()
+
+
+def write_text(location: str | Path, text: str) -> None:
+    write_bytes(location, text.encode())
+
+
+def torch_load(location: str | Path, **kwargs):
+    """torch.load of a local file or a URI (read whole: checkpoints here are megabytes, not gigabytes)."""
+    import torch
+
+    if not is_uri(location):
+        return torch.load(location, **kwargs)
+    return torch.load(io.BytesIO(read_bytes(location)), **kwargs)
+
+
+def delete_dir(location: str | Path) -> None:
+    """Remove a folder (or prefix) and everything under it, if it is there."""
+    fs, path = resolve(location)
+    if fs.get_file_info(path).type == pafs.FileType.Directory:
+        fs.delete_dir(path)
+
+
+def same_place(a: str | Path, b: str | Path) -> bool:
+    return absolute(a) == absolute(b)
+
+
+def publish(local: Path, location: str | Path) -> str:
+    """Copy a local file or folder to `location` (nothing to do when it is that place); returns the location.
+    A folder is replaced as a whole: files of an older version do not stay beside the new ones."""
+    location = str(location)
+    if same_place(local, location):
+        return location
+    if local.is_dir():
+        delete_dir(location)
+        fs, path = resolve(location)
+        fs.create_dir(path, recursive=True)
+        pafs.copy_files(str(local.resolve()), path, destination_filesystem=fs)
+    else:
+        write_bytes(location, local.read_bytes())
+    return location
+
+
+def download(location: str | Path, local: Path) -> Path:
+    """Copy a file or folder from `location` to a local path; returns the local path."""
+    fs, path = resolve(location)
+    if fs.get_file_info(path).type == pafs.FileType.Directory:
+        local.mkdir(parents=True, exist_ok=True)
+        pafs.copy_files(path, str(local.resolve()), source_filesystem=fs)
+    else:
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_bytes(read_bytes(location))
+    return local
