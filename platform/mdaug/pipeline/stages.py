@@ -171,7 +171,7 @@ def _train(ctx: Context, stage: str, extra: list[str] = ()) -> None:
     c = ctx.cfg
     job = build_config(stage, str(ctx.paths.manifest), c.train_preset, [*vae_source(c), *c.train_overrides, *extra],
                        out=str(ctx.paths.train), tracking_dir=str(ctx.paths.out), workers=c.workers,
-                       experiment=c.experiment)
+                       experiment=c.experiment, resource_wait_s=c.resource_wait_s)
     run_train_job(job, ctx.parent_run_id)
 
 
@@ -204,14 +204,16 @@ def sampling_settings(ctx: Context) -> SamplingConfig:
 
 
 def sweep(ctx: Context) -> None:
-    shutil.rmtree(ctx.paths.sweep, ignore_errors=True)
+    """The sampling sweep on the smallest k's DiT; its folder is kept, so a rerun after a kill resumes the sweep."""
     if ctx.cfg.sweep.trials == 0:
+        shutil.rmtree(ctx.paths.sweep, ignore_errors=True)
         ctx.paths.sweep.mkdir(parents=True)
         ctx.paths.output_of("sweep").write_text(yaml.safe_dump({}))
         ctx.echo(f"sweep off (trials = 0): sampling with {asdict(ctx.cfg.sampling)}")
         return
     run_sweep(str(ctx.paths.dit(ctx.cfg.dit_ks[0])), str(ctx.paths.manifest), ctx.paths.sweep, ctx.cfg.sweep,
-              experiment=ctx.cfg.experiment, tracking_dir=ctx.paths.out, parent_run_id=ctx.parent_run_id)
+              experiment=ctx.cfg.experiment, tracking_dir=ctx.paths.out, parent_run_id=ctx.parent_run_id,
+              resource_wait_s=ctx.cfg.resource_wait_s)
 
 
 def generate(ctx: Context) -> None:
