@@ -61,7 +61,7 @@ def test_same_inputs_resume_and_other_inputs_start_afresh(trained, tmp_path, ray
     assert len(runs) == 1 and runs[0].data.tags["device"] == "cpu"  # no GPU given: generation and scoring on cpu
     assert json.loads(runs[0].data.tags["ray_resources"]) == {"CPU": 2.0}  # what Ray gave the trial: the config's
     rows = _trials(out)
-    with pytest.raises(ValueError, match=r"a sweep trial needs 1 GPU; the cluster has 0\. Lower --cpus-per-trial / "
+    with pytest.raises(ValueError, match=r"a sweep trial needs 1 GPU; the cluster has 0 GPU\. Lower --cpus-per-trial / "
                                          r"--gpus-per-trial, or .* --resource-wait-s SECONDS \(now 0\)"):
         run_sweep(dit, None, out, replace(one, gpus_per_trial=1), tracking_dir=tmp_path)  # not a wait forever
 

@@ -40,8 +40,10 @@ POLL_S = 1.0  # how often a wait for new nodes looks at the cluster again
 
 def missing_resources(bundles: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
     """{resource: (the bundles' total, the cluster's total)} for each resource the cluster has too little of."""
-    have = ray.cluster_resources()
-    need = {k: sum(b.get(k, 0.0) for b in bundles) for b in bundles for k in b}
+    have, need = ray.cluster_resources(), {}
+    for bundle in bundles:
+        for k, v in bundle.items():
+            need[k] = need.get(k, 0.0) + v
     return {k: (n, have.get(k, 0.0)) for k, n in need.items() if n > have.get(k, 0.0)}
 
 
@@ -71,7 +73,8 @@ def _shortfall(missing: dict[str, tuple[float, float]]) -> str:
     return ", ".join(f"{n - h:g} {k}" for k, (n, h) in missing.items())
 
 
-def _waited(wait_s: float) -> str:
+def waited_note(wait_s: float) -> str:
+    """' after waiting N s for the autoscaler', for an error message ('' without a wait)."""
     return f" after waiting {wait_s:g} s for the autoscaler" if wait_s > 0 else ""
 
 
@@ -85,7 +88,7 @@ def check_resources(cfg: TrainJobConfig) -> None:
     knobs = {"GPU": "--gpus-per-worker", "CPU": "cpus_per_worker"}
     needs = "; ".join(f"{cfg.workers} workers × {bundle[k]:g} {k} need {n:g} {k}s; the cluster has {h:g}"
                       for k, (n, h) in missing.items())
-    raise ValueError(f"{needs}{_waited(cfg.resource_wait_s)}. Lower --workers or "
+    raise ValueError(f"{needs}{waited_note(cfg.resource_wait_s)}. Lower --workers or "
                      f"{' / '.join(knobs[k] for k in missing)}, or give an autoscaling cluster time to add nodes: "
                      f"resource_wait_s=SECONDS (now {cfg.resource_wait_s:g}).")
 

@@ -18,7 +18,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from mdaug.cluster.preflight import wait_for_resources
+from mdaug.cluster.preflight import wait_for_resources, waited_note
 from mdaug.cluster.sweep_resume import resumable_tuner, tune_storage
 from mdaug.cluster.tracking import log_params, mlflow_run, tracking_uri
 from mdaug.data.images import load_rows, load_split
@@ -127,10 +127,11 @@ def check_trial_resources(cfg: SweepConfig, wait_s: float) -> None:
     autoscaling cluster wait_s seconds to add a node for it."""
     missing = wait_for_resources([trial_bundle(cfg)], wait_s)
     if missing:
-        needs = "; ".join(f"a sweep trial needs {n:g} {k}; the cluster has {h:g}" for k, (n, h) in missing.items())
-        waited = f" after waiting {wait_s:g} s for the autoscaler" if wait_s > 0 else ""
-        raise ValueError(f"{needs}{waited}. Lower --cpus-per-trial / --gpus-per-trial, or give an autoscaling "
-                         f"cluster time to add nodes: --resource-wait-s SECONDS (now {wait_s:g}).")
+        needs = " and ".join(f"{n:g} {k}" for k, (n, _) in missing.items())
+        has = " and ".join(f"{h:g} {k}" for k, (_, h) in missing.items())
+        raise ValueError(f"a sweep trial needs {needs}; the cluster has {has}{waited_note(wait_s)}. Lower "
+                         "--cpus-per-trial / --gpus-per-trial, or give an autoscaling cluster time to add nodes: "
+                         f"--resource-wait-s SECONDS (now {wait_s:g}).")
 
 
 def sweep_inputs(cfg: SweepConfig, gen: Generator, classifier: Path, manifest: Manifest) -> dict:
