@@ -29,12 +29,14 @@ def main() -> None:
                     "training workers — tiny: 1 worker using both cores — and 2 generator actors)")
     ap.add_argument("--storage", help="where Ray workers read and write artifacts on a cluster (s3://bucket/prefix "
                     "or a folder every node mounts); default: the output folder")
+    ap.add_argument("--resource-wait-s", type=float, help="seconds an autoscaling cluster gets to add the nodes a "
+                    "stage needs before it is refused (default 0: at once; 900 in the cluster recipes)")
     ap.add_argument("--vae-checkpoint", help="official VA-VAE checkpoint to fine-tune from (paper preset)")
     ap.add_argument("--vf-weights", help="local DINOv2 folder (Hugging Face format) for the VF loss")
     a = ap.parse_args()
     try:
         cfg = pipeline_config(a.preset, a.vae_checkpoint, a.vf_weights, out=a.out, data=a.data, workers=a.workers,
-                              storage=a.storage)
+                              storage=a.storage, resource_wait_s=a.resource_wait_s)
         run_pipeline(cfg, start=a.start, only=a.only)
     except (ValueError, FileNotFoundError, FileExistsError, ValidationError, LeakageError, BudgetError,
             OutputLocked) as err:

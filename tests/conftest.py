@@ -46,7 +46,7 @@ def ray_local():
     """A local Ray with more CPU slots than cores, so Data tasks never starve (STACK.md 2-core hang)."""
     import ray
 
-    ray.init(num_cpus=4, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False,
+    ray.init(address="local", num_cpus=4, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False,
              ignore_reinit_error=True)
     yield ray
     ray.shutdown()

@@ -106,6 +106,8 @@ def test_pipeline_sweep_logs_trials_and_its_best_settings_drive_generation(train
     children = client.search_runs([exp], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert len(children) == 2 and all({"frechet", "identity_ratio", "memorisation_feature_ratio"} <= set(
         c.data.metrics) for c in children)
+    assert all(c.data.tags["device"] == "cpu" and json.loads(c.data.tags["ray_resources"]) == {"CPU": 1.0}
+               for c in children)  # the preset's trial resources, as Ray gave them
     assert {"trials.csv", "trials.md", "trials.png", "best_sampling.yaml"} <= {
         a.path for a in client.list_artifacts(parent.info.run_id)}
     synthetic = json.loads((trained.parent / "synthetic" / "k2" / "manifest.json").read_text())

@@ -91,6 +91,10 @@ class TrainJobConfig:
     workers: int = 2
     gpus_per_worker: float = 0.0
     cpus_per_worker: float = 0.5  # fractional: leaves CPU for Ray Data tasks on small machines
+    # seconds an autoscaling cluster gets to add the nodes the workers need (asked for with request_resources)
+    # before the job is refused; 0: refuse at once (a local Ray never grows). A cold GPU node takes minutes:
+    # boot, image pull, setup (cluster.yaml's g5 workers: about 5–10 min), hence 900 in the cluster recipes.
+    resource_wait_s: float = 0.0
     max_failures: int = 2
     keep_checkpoints: int = 2
     resume: bool = False
@@ -104,6 +108,8 @@ class TrainJobConfig:
             raise ValueError(f"unknown stage {self.stage!r}; use one of {', '.join(STAGES)}")
         if self.workers < 1:
             raise ValueError(f"--workers must be ≥ 1, got {self.workers}")
+        if self.resource_wait_s < 0:
+            raise ValueError(f"resource_wait_s must be ≥ 0 seconds, got {self.resource_wait_s}")
 
     @property
     def out_path(self) -> Path:
@@ -113,6 +119,11 @@ class TrainJobConfig:
     def dit_dir(self) -> Path:
         k = self.dit.train_per_person
         return self.out_path / (f"dit_k{k}" if k else "dit")
+
+    @property
+    def run_name_file(self) -> Path:
+        """Where the stage's Ray run name is kept, for --resume."""
+        return self.out_path / self.stage / "ray_run_name"
 
     def artifact(self, *parts: str) -> str:
         """The storage location of an artifact (under `storage`, else under `out`)."""

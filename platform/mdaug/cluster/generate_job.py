@@ -12,6 +12,7 @@ import torch
 from tqdm import tqdm
 
 from mdaug.assessment import QUALITY, assess, read_quality
+from mdaug.cluster.ray_session import connect_ray
 from mdaug.cluster.tracking import log_params, mlflow_run
 from mdaug.data.images import load_image, open_image
 from mdaug.data.manifest import Manifest
@@ -110,8 +111,7 @@ def run_generate_job(dit: str, out: Path, per_person: int, sampling: SamplingCon
         log_params(client, run_id, {"per_person": per_person, "seed": seed, "persons": len(job.persons),
                                     **{f"sampling.{k}": v for k, v in expected["sampling"].items()}})
         t0 = time.perf_counter()
-        if not ray.is_initialized():
-            ray.init(include_dashboard=False)
+        connect_ray()
         resources = {"num_gpus": gpus_per_worker} if gpus_per_worker else {"num_cpus": 1}
         gen_ref = ray.put(gen)
         actors = [GeneratorActor.options(**resources).remote(gen_ref) for _ in range(workers)]

@@ -1,10 +1,13 @@
-"""Checks that run before any training starts: manifest, file hashes, resources."""
+"""Checks that run before any training starts: manifest, file hashes, resources (waiting, when asked to, for an
+autoscaling cluster to add the nodes a job needs)."""
 
 from __future__ import annotations
 
 import hashlib
+import time
 
 import ray
+from ray.autoscaler.sdk import request_resources
 
 from mdaug.cluster.config import TrainJobConfig
 from mdaug.data.manifest import Manifest
@@ -31,17 +34,68 @@ def load_verified_manifest(path: str) -> Manifest:
     return m
 
 
+POLL_S = 1.0  # how often a wait for new nodes looks at the cluster again
+
+
+def missing_resources(bundles: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
+    """{resource: (the bundles' total, the cluster's total)} for each resource the cluster has too little of."""
+    have, need = ray.cluster_resources(), {}
+    for bundle in bundles:
+        for k, v in bundle.items():
+            need[k] = need.get(k, 0.0) + v
+    return {k: (n, have.get(k, 0.0)) for k, n in need.items() if n > have.get(k, 0.0)}
+
+
+def wait_for_resources(bundles: list[dict[str, float]], wait_s: float) -> dict[str, tuple[float, float]]:
+    """What the cluster still lacks for `bundles` ({} when they fit). When it lacks something and wait_s > 0, asks
+    the autoscaler for the bundles (`request_resources`) and polls the cluster for up to wait_s seconds; the
+    request is withdrawn afterwards (it is cluster-wide: it replaces any other standing request)."""
+    missing = missing_resources(bundles)
+    if not missing or wait_s <= 0:
+        return missing
+    print(f"pre-flight: the cluster lacks {_shortfall(missing)}; asked the autoscaler for {len(bundles)} × "
+          f"{bundles[0]}, waiting up to {wait_s:g} s", flush=True)
+    t0 = time.monotonic()
+    request_resources(bundles=bundles)
+    try:
+        while missing and time.monotonic() - t0 < wait_s:
+            time.sleep(min(POLL_S, max(0.0, wait_s - (time.monotonic() - t0))))
+            missing = missing_resources(bundles)
+    finally:
+        request_resources(bundles=[])
+    if not missing:
+        print(f"pre-flight: the cluster grew in {time.monotonic() - t0:.0f} s", flush=True)
+    return missing
+
+
+def _shortfall(missing: dict[str, tuple[float, float]]) -> str:
+    return ", ".join(f"{n - h:g} {k}" for k, (n, h) in missing.items())
+
+
+def waited_note(wait_s: float) -> str:
+    """' after waiting N s for the autoscaler', for an error message ('' without a wait)."""
+    return f" after waiting {wait_s:g} s for the autoscaler" if wait_s > 0 else ""
+
+
 def check_resources(cfg: TrainJobConfig) -> None:
-    """More workers than the cluster can place is an error now, not a hang later."""
-    res = ray.cluster_resources()
-    cpus, gpus = res.get("CPU", 0.0), res.get("GPU", 0.0)
-    need_cpu, need_gpu = cfg.workers * cfg.cpus_per_worker, cfg.workers * cfg.gpus_per_worker
-    if need_gpu > gpus:
-        raise ValueError(f"{cfg.workers} workers × {cfg.gpus_per_worker} GPU need {need_gpu:g} GPUs; "
-                         f"the cluster has {gpus:g}. Lower --workers or --gpus-per-worker.")
-    if need_cpu > cpus:
-        raise ValueError(f"{cfg.workers} workers × {cfg.cpus_per_worker} CPU need {need_cpu:g} CPUs; "
-                         f"the cluster has {cpus:g}. Lower --workers or cpus_per_worker.")
+    """More workers than the cluster can place is an error now, not a hang later; an autoscaling cluster gets
+    cfg.resource_wait_s seconds to add the nodes."""
+    bundle = {k: v for k, v in (("CPU", cfg.cpus_per_worker), ("GPU", cfg.gpus_per_worker)) if v > 0}
+    missing = wait_for_resources([bundle] * cfg.workers, cfg.resource_wait_s)
+    if not missing:
+        return
+    knobs = {"GPU": "--gpus-per-worker", "CPU": "cpus_per_worker"}
+    needs = "; ".join(f"{cfg.workers} workers × {bundle[k]:g} {k} need {n:g} {k}s; the cluster has {h:g}"
+                      for k, (n, h) in missing.items())
+    raise ValueError(f"{needs}{waited_note(cfg.resource_wait_s)}. Lower --workers or "
+                     f"{' / '.join(knobs[k] for k in missing)}, or give an autoscaling cluster time to add nodes: "
+                     f"resource_wait_s=SECONDS (now {cfg.resource_wait_s:g}).")
+
+
+def check_resume(cfg: TrainJobConfig) -> None:
+    """--resume needs an earlier run of the stage to resume."""
+    if cfg.resume and not cfg.run_name_file.is_file():
+        raise ValueError(f"--resume: no earlier {cfg.stage} run under {cfg.out_path}; start one without --resume")
 
 
 def check_batch(n_train: int, cfg: TrainJobConfig, batch_size: int) -> None:

@@ -73,10 +73,8 @@ def lightning_fit(module: pl.LightningModule, config: dict[str, Any], callbacks:
 
 def run_name_for(cfg: TrainJobConfig) -> str:
     """A fresh run gets a new name; --resume reuses the stage's last one (Ray resumes by name)."""
-    marker = cfg.out_path / cfg.stage / "ray_run_name"
-    if cfg.resume:
-        if not marker.is_file():
-            raise ValueError(f"--resume: no earlier {cfg.stage} run under {cfg.out_path}; start one without --resume")
+    marker = cfg.run_name_file
+    if cfg.resume:  # the pre-flight (check_resume) made sure there is one
         return marker.read_text().strip()
     name = f"{cfg.stage}-{time.strftime('%Y%m%d-%H%M%S')}"
     marker.parent.mkdir(parents=True, exist_ok=True)

@@ -1,12 +1,15 @@
 """Ray Tune sweep of sampling settings: each trial generates images for every person and is scored on the
-real validation split (which the generator never trained on) with the person classifier's features."""
+real validation split (which the generator never trained on) with the person classifier's features. Trials run on
+a GPU when given one; a rerun resumes an interrupted sweep of the same inputs (sweep_resume.py)."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,9 @@ import yaml
 from mlflow.tracking import MlflowClient
 from ray import tune
 
+from mdaug.cluster.preflight import wait_for_resources, waited_note
+from mdaug.cluster.ray_session import connect_ray
+from mdaug.cluster.sweep_resume import resumable_tuner, tune_storage
 from mdaug.cluster.tracking import log_params, mlflow_run, tracking_uri
 from mdaug.data.images import load_rows, load_split
 from mdaug.data.manifest import Manifest
@@ -24,13 +30,13 @@ from mdaug.generation import Generator, image_seed
 from mdaug.memorisation import memorisation
 from mdaug.metrics import fidelity
 from mdaug.models.classifier import load_classifier
-from mdaug.storage import absolute
+from mdaug.storage import absolute, read_bytes
 from mdaug.tables import markdown_table
 
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """Search space bounds (issue defaults) and budget."""
+    """Search space bounds (issue defaults), budget and the Ray resources of one trial."""
 
     trials: int = 8
     per_person: int = 8
@@ -40,6 +46,8 @@ class SweepConfig:
     cfg_interval_start: tuple[float, float] = (0.0, 0.3)
     timestep_shift: tuple[float, float] = (0.1, 1.0)
     seed: int = 0  # seeds the search (the same sweep tries the same settings) and the trials' images
+    cpus_per_trial: float = 1.0  # Ray CPUs reserved per trial (each trial samples on one thread)
+    gpus_per_trial: float = 0.0  # > 0: the trial generates (bf16) and scores on its GPU
 
 
 def search_space(c: SweepConfig) -> dict:
@@ -63,38 +71,78 @@ def search_algorithm(name: str, seed: int = 0):
     raise ValueError(f"unknown search {name!r}; use random or optuna")
 
 
-def trial(config: dict) -> None:
-    """One Tune trial: generate, score, log an MLflow child run, report."""
+SETTINGS = ("cfg_scale", "steps", "cfg_interval_start", "timestep_shift")
+OUTPUTS = ("trials.csv", "trials.md", "trials.png", "best_sampling.yaml")
+
+
+def trial_device() -> str:
+    """cuda when Ray gave this trial a GPU, else cpu."""
+    return "cuda" if ray.get_gpu_ids() else "cpu"
+
+
+def trial(config: dict, ctx: dict) -> None:
+    """One Tune trial: generate, score, log an MLflow child run (with the device and the Ray resources it got),
+    report. `ctx` (tune.with_parameters) is the running sweep's: a resumed sweep passes its own."""
     torch.set_num_threads(1)
-    ctx = config["ctx"]
+    device = trial_device()
     gen = Generator.load(ctx["dit"], ctx["vae"])
     clf, info = load_classifier(ctx["classifier"])
-    real, real_labels, seen = ray.get(ctx["val_ref"])
+    clf.to(device)
+    real, real_labels, seen = ctx["val"]
+    real, seen = real.to(device), seen.to(device)
     sampling = SamplingConfig(steps=int(config["steps"]), cfg_scale=float(config["cfg_scale"]),
                               cfg_interval_start=float(config["cfg_interval_start"]),
                               timestep_shift=float(config["timestep_shift"]))
     persons = sorted(gen.labels)
     items = [(p, i) for p in persons for i in range(ctx["per_person"])]
     t0 = time.perf_counter()
-    fake = gen.images([gen.labels[p] for p, _ in items], [image_seed(ctx["seed"], p, i) for p, i in items], sampling)
+    fake = gen.images([gen.labels[p] for p, _ in items], [image_seed(ctx["seed"], p, i) for p, i in items], sampling,
+                      device=device)
     rate = len(items) / (time.perf_counter() - t0)
     if fake.shape[1] != real.shape[1]:
         fake = fake.mean(1, keepdim=True) if real.shape[1] == 1 else fake.expand(-1, real.shape[1], -1, -1)
+    fake = fake.to(device)
     fid = fidelity(clf, real, real_labels.numpy(), fake, np.array([gen.labels[p] for p, _ in items]))
     copies = memorisation(clf, seen, real, fake)
     metrics = {**fid.to_dict(), "identity_ratio": fid.conditional_accuracy / info["val_accuracy"],
                "memorisation_feature_ratio": copies.feature_ratio, "memorisation_pixel_ratio": copies.pixel_ratio,
                "near_copies": copies.feature_near_copies, "images_per_s": rate}
     client = MlflowClient(ctx["tracking_uri"])
+    resources = ray.get_runtime_context().get_assigned_resources()
     run = client.create_run(ctx["experiment_id"], tags={"mlflow.parentRunId": ctx["parent_run_id"],
                                                         "mlflow.runName": f"trial-{tune.get_context().get_trial_id()}",
-                                                        "stage": "sweep-trial"})
-    log_params(client, run.info.run_id, {k: config[k] for k in ("cfg_scale", "steps", "cfg_interval_start",
-                                                                 "timestep_shift")})
+                                                        "stage": "sweep-trial", "device": device,
+                                                        "ray_resources": json.dumps(resources, sort_keys=True)})
+    log_params(client, run.info.run_id, {k: config[k] for k in SETTINGS})
     for k, v in metrics.items():
         client.log_metric(run.info.run_id, k, v)
     client.set_terminated(run.info.run_id, "FINISHED")
     tune.report(metrics)
+
+
+def trial_bundle(cfg: SweepConfig) -> dict[str, float]:
+    """The Ray resources of one trial."""
+    return {k: v for k, v in (("CPU", cfg.cpus_per_trial), ("GPU", cfg.gpus_per_trial)) if v > 0}
+
+
+def check_trial_resources(cfg: SweepConfig, wait_s: float) -> None:
+    """A trial the cluster cannot place would wait forever (Tune only warns): an error now, after giving an
+    autoscaling cluster wait_s seconds to add a node for it."""
+    missing = wait_for_resources([trial_bundle(cfg)], wait_s)
+    if missing:
+        needs = " and ".join(f"{n:g} {k}" for k, (n, _) in missing.items())
+        has = " and ".join(f"{h:g} {k}" for k, (_, h) in missing.items())
+        raise ValueError(f"a sweep trial needs {needs}; the cluster has {has}{waited_note(wait_s)}. Lower "
+                         "--cpus-per-trial / --gpus-per-trial, or give an autoscaling cluster time to add nodes: "
+                         f"--resource-wait-s SECONDS (now {wait_s:g}).")
+
+
+def sweep_inputs(cfg: SweepConfig, gen: Generator, classifier: str, manifest: Manifest) -> dict:
+    """What a resumed sweep must share with the interrupted one: its whole configuration (search, budget, seed,
+    images per person, trial resources, which Tune keeps with each restored trial), the DiT, its VAE, the identity
+    classifier and the data."""
+    return {"sweep": asdict(cfg), "dit": gen.info["dit_sha256"], "vae": gen.stats.vae_identity,
+            "classifier": hashlib.sha256(read_bytes(classifier)).hexdigest(), "manifest": manifest.content_hash()}
 
 
 def plot_trials(df, path: Path) -> None:
@@ -117,11 +165,12 @@ def plot_trials(df, path: Path) -> None:
 
 def run_sweep(dit: str, data: str | None, out: Path, cfg: SweepConfig, vae: str | None = None,
               experiment: str = "mdaug", tracking_dir: Path | None = None, parent_run_id: str | None = None,
-              classifier: str | None = None, tune_storage: str | None = None) -> dict:
+              classifier: str | None = None, tune_root: str | None = None, resource_wait_s: float = 0.0) -> dict:
     """Returns the best sampling settings (also written to out/best_sampling.yaml). `classifier`: the identity
     classifier (default: the one the DiT checkpoint names); scored on the real validation split, which neither
-    the generator nor that classifier trained on. `dit`, `vae`, `classifier`, `tune_storage` (where Tune keeps
-    its trials; default out/tune): local paths or URIs every node reaches."""
+    the generator nor that classifier trained on. The Tune experiment lives under `tune_root` (default
+    tune_storage(out)): rerun with the same inputs, an interrupted sweep resumes; with others, it starts afresh.
+    `dit`, `vae`, `classifier`, `tune_root`: local paths or URIs every node reaches."""
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     gen = Generator.load(dit, vae)
@@ -136,44 +185,49 @@ def run_sweep(dit: str, data: str | None, out: Path, cfg: SweepConfig, vae: str 
     val_x, val_y = load_split(manifest, "val", info["size"], info["channels"])
     seen_x, _ = load_rows(manifest, gen.seen_rows(manifest), info["size"], info["channels"])
     tracking_dir = tracking_dir or out
+    tune_root = tune_root or tune_storage(out)
+    connect_ray()
+    check_trial_resources(cfg, resource_wait_s)
     with mlflow_run(tracking_dir, experiment, "sweep-sampling", {"stage": "sweep"}, parent_run_id) as (client, run_id):
         log_params(client, run_id, {f"sweep.{k}": v for k, v in cfg.__dict__.items()})
-        if not ray.is_initialized():
-            ray.init(include_dashboard=False)
         ctx = {"dit": absolute(dit), "vae": vae and absolute(vae), "classifier": absolute(classifier),
-               "val_ref": ray.put((val_x, val_y, seen_x)), "per_person": cfg.per_person, "seed": cfg.seed,
+               "val": (val_x, val_y, seen_x), "per_person": cfg.per_person, "seed": cfg.seed,
                "tracking_uri": tracking_uri(tracking_dir), "parent_run_id": run_id,
                "experiment_id": client.get_run(run_id).info.experiment_id}
         os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
-        tuner = tune.Tuner(
-            tune.with_resources(trial, {"cpu": 1}),
-            param_space={**search_space(cfg), "ctx": ctx},
-            tune_config=tune.TuneConfig(metric="frechet", mode="min", num_samples=cfg.trials,
-                                        search_alg=search_algorithm(cfg.search, cfg.seed)),
-            run_config=tune.RunConfig(name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}",
-                                      storage_path=tune_storage or str(out / "tune")),
-        )
+        trainable = tune.with_resources(tune.with_parameters(trial, ctx=ctx),
+                                        {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
+        tuner, resumed = resumable_tuner(
+            trainable, search_space(cfg),
+            tune.TuneConfig(metric="frechet", mode="min", num_samples=cfg.trials,
+                            search_alg=search_algorithm(cfg.search, cfg.seed)),
+            tune_root, sweep_inputs(cfg, gen, classifier, manifest))
+        client.set_tag(run_id, "resumed", str(resumed).lower())
+        if resumed:
+            print(f"resuming the interrupted sweep in {tune_root}: its finished trials are kept", flush=True)
+        else:
+            for f in OUTPUTS:  # an earlier sweep's results must not outlive it
+                (out / f).unlink(missing_ok=True)
         t0 = time.perf_counter()
         results = tuner.fit()
         errors = [r.error for r in results if r.error]
         if errors:
-            raise RuntimeError(f"{len(errors)} of {cfg.trials} trials failed; first: {errors[0]}")
+            raise RuntimeError(f"{len(errors)} of {cfg.trials} trials failed; first: {errors[0]}. Rerun to retry "
+                               "them (the finished ones are kept)")
         df = results.get_dataframe().sort_values("frechet")
-        cols = ["config/cfg_scale", "config/steps", "config/cfg_interval_start", "config/timestep_shift",
-                "frechet", "conditional_accuracy", "identity_ratio", "diversity_ratio", "memorisation_feature_ratio",
-                "near_copies", "images_per_s"]
+        cols = [f"config/{k}" for k in SETTINGS] + [
+            "frechet", "conditional_accuracy", "identity_ratio", "diversity_ratio", "memorisation_feature_ratio",
+            "near_copies", "images_per_s"]
         table = df[cols].rename(columns=lambda c: c.replace("config/", ""))
         table.to_csv(out / "trials.csv", index=False)
         (out / "trials.md").write_text(markdown_table(table.to_dict("records")))
         plot_trials(df, out / "trials.png")
         best = results.get_best_result().config
-        best_settings = {k: (int(best[k]) if k == "steps" else float(best[k])) for k in
-                         ("cfg_scale", "steps", "cfg_interval_start", "timestep_shift")}
+        best_settings = {k: (int(best[k]) if k == "steps" else float(best[k])) for k in SETTINGS}
         (out / "best_sampling.yaml").write_text(yaml.safe_dump(best_settings, sort_keys=True))
-        for f in ("trials.csv", "trials.md", "trials.png", "best_sampling.yaml"):
+        for f in OUTPUTS:
             client.log_artifact(run_id, str(out / f))
-        best_row = df.iloc[0]
-        client.log_metric(run_id, "best_frechet", float(best_row["frechet"]))
+        client.log_metric(run_id, "best_frechet", float(df.iloc[0]["frechet"]))
         client.log_metric(run_id, "sweep_wall_time_s", time.perf_counter() - t0)
     print(table.to_string(index=False))
     print(f"best settings → {out / 'best_sampling.yaml'}: {best_settings}")

@@ -8,7 +8,7 @@ from pathlib import Path
 from mdaug.cluster.config import TrainJobConfig, flatten, to_yaml
 from mdaug.cluster.data_staging import publish_manifest
 from mdaug.cluster.dit_stage import train_dit
-from mdaug.cluster.preflight import check_resources, load_verified_manifest
+from mdaug.cluster.preflight import check_resources, check_resume, load_verified_manifest
 from mdaug.cluster.ray_session import connect_ray
 from mdaug.cluster.stages import extract_latents, train_identity_classifier, train_vae
 from mdaug.cluster.tracking import log_params, mlflow_run, tracking_uri
@@ -23,6 +23,7 @@ def run_train_job(cfg: TrainJobConfig, parent_run_id: str | None = None) -> dict
     manifest, _ = publish_manifest(load_verified_manifest(cfg.data), cfg.data, cfg.storage)
     connect_ray(cfg.workers * cfg.cpus_per_worker + 2)
     check_resources(cfg)
+    check_resume(cfg)
     out = cfg.out_path
     out.mkdir(parents=True, exist_ok=True)
     tags = {"stage": cfg.stage, "preset": cfg.preset, "config_hash": cfg.config_hash(),

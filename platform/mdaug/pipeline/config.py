@@ -24,8 +24,10 @@ class PipelineConfig:
     train_preset / train_overrides: jobs/train.py's preset and key=value overrides for the training stages.
     generator_ks: a DiT per k, trained on the first k train images per person (None: one per evaluated k);
     the evaluation's arms at k use the generator whose budget is the largest k' ≤ k.
-    sweep: the sampling sweep's budget (run on the smallest k's DiT); sampling: settings used when the sweep
-    is skipped (sweep.trials = 0).
+    sweep: the sampling sweep's budget and trial resources (run on the smallest k's DiT); sampling: settings used
+    when the sweep is skipped (sweep.trials = 0).
+    resource_wait_s: seconds an autoscaling cluster gets to add the nodes a training stage or a sweep trial needs
+    before the stage is refused (0: at once; TrainJobConfig.resource_wait_s).
     evaluation: the evaluation's arms, k, seeds and budget (data/synthetic/out are filled in by the pipeline).
     storage: where the artifacts live that Ray workers read and write (the images, VA-VAE, latents, checkpoints,
     the sweep's trials) and where every stage's outputs are copied: a location every node reaches (s3://bucket/
@@ -44,6 +46,7 @@ class PipelineConfig:
     train_preset: str = "tiny"
     train_overrides: tuple[str, ...] = ()
     workers: int | None = None  # Ray Train workers (None: the train preset's) and generator actors (None: 2)
+    resource_wait_s: float = 0.0
     generator_ks: tuple[int, ...] | None = None
     sweep: SweepConfig = field(default_factory=SweepConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
@@ -75,7 +78,7 @@ PIPELINE_PRESETS: dict[str, dict] = {
     "paper": {"sim": SimConfig(per_person=60, size=256, colormap="jet"),
               "aux": SimConfig(persons=31, first_person=31, per_person=60, size=256, colormap="jet"),
               "train_preset": "paper",
-              "sweep": SweepConfig(trials=16, per_person=8),
+              "sweep": SweepConfig(trials=16, per_person=8, gpus_per_trial=1.0),
               "evaluation": eval_config("default", gpus_per_run=0.25, cpus_per_run=2.0)},
 }
 

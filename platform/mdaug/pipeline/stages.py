@@ -183,7 +183,8 @@ def _train(ctx: Context, stage: str, extra: list[str] = ()) -> None:
     c = ctx.cfg
     job = build_config(stage, str(ctx.paths.manifest), c.train_preset, [*vae_source(c), *c.train_overrides, *extra],
                        out=str(ctx.paths.train), tracking_dir=str(ctx.paths.out), workers=c.workers,
-                       experiment=c.experiment, storage=ctx.paths.uri(ctx.paths.train) if c.storage else None)
+                       experiment=c.experiment, storage=ctx.paths.uri(ctx.paths.train) if c.storage else None,
+                       resource_wait_s=c.resource_wait_s)
     run_train_job(job, ctx.parent_run_id)
 
 
@@ -216,8 +217,9 @@ def sampling_settings(ctx: Context) -> SamplingConfig:
 
 
 def sweep(ctx: Context) -> None:
-    shutil.rmtree(ctx.paths.sweep, ignore_errors=True)
+    """The sampling sweep on the smallest k's DiT; its folder is kept, so a rerun after a kill resumes the sweep."""
     if ctx.cfg.sweep.trials == 0:
+        shutil.rmtree(ctx.paths.sweep, ignore_errors=True)
         ctx.paths.sweep.mkdir(parents=True)
         ctx.paths.output_of("sweep").write_text(yaml.safe_dump({}))
         ctx.echo(f"sweep off (trials = 0): sampling with {asdict(ctx.cfg.sampling)}")
@@ -225,7 +227,7 @@ def sweep(ctx: Context) -> None:
     tune = ctx.paths.uri(ctx.paths.sweep / "tune") if ctx.cfg.storage else None
     run_sweep(ctx.paths.uri(ctx.paths.dit(ctx.cfg.dit_ks[0])), None, ctx.paths.sweep, ctx.cfg.sweep,
               experiment=ctx.cfg.experiment, tracking_dir=ctx.paths.out, parent_run_id=ctx.parent_run_id,
-              tune_storage=tune)
+              tune_root=tune, resource_wait_s=ctx.cfg.resource_wait_s)
     for name in ("best_sampling.yaml", "trials.csv", "trials.md", "trials.png"):  # beside Tune's folder there
         publish_output(ctx, ctx.paths.sweep / name)
 

@@ -1,0 +1,119 @@
+"""Resumable sampling sweeps on the pipeline fixture's tiny DiT (conftest): the same inputs resume (finished trials
+kept), other inputs start afresh; a sweep SIGKILLed between its trials and rerun ends
+with the trials and best settings of the fixture's uninterrupted sweep, without running a finished trial again."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from mdaug.cluster.sweep import SweepConfig, run_sweep
+from mdaug.cluster.sweep_resume import EXPERIMENT, tune_storage
+
+REPO = Path(__file__).resolve().parents[1]
+PIPELINE_SWEEP = SweepConfig(trials=2, per_person=2, steps=(4, 16))  # conftest.small_pipeline's sweep
+
+
+def _trial_runs(tracking_dir: Path) -> list:
+    """The sweep-trial MLflow runs in the folder's store, oldest first."""
+    client = MlflowClient(f"sqlite:///{tracking_dir / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("mdaug").experiment_id
+    return client.search_runs([exp], "tags.stage = 'sweep-trial'", order_by=["start_time ASC"])
+
+
+def _sweep_runs(tracking_dir: Path) -> list:
+    client = MlflowClient(f"sqlite:///{tracking_dir / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("mdaug").experiment_id
+    return client.search_runs([exp], "tags.stage = 'sweep'", order_by=["start_time ASC"])
+
+
+def _trials(out: Path) -> list[dict]:
+    """trials.csv without the timing column."""
+    with (out / "trials.csv").open() as f:
+        return [{k: v for k, v in row.items() if k != "images_per_s"} for row in csv.DictReader(f)]
+
+
+def _statuses(out: Path) -> list[str]:
+    """The trials' statuses in the newest experiment state Tune saved ([] while there is none or it is mid-write)."""
+    states = sorted((Path(tune_storage(out)) / EXPERIMENT).glob("experiment_state-*.json"))
+    try:
+        return [json.loads(t[0])["status"] for t in json.loads(states[-1].read_text())["trial_data"]] if states else []
+    except (json.JSONDecodeError, OSError):
+        return []
+
+
+@pytest.mark.slow  # ≈ 30 s: the default tier stays under 8 minutes
+def test_same_inputs_resume_and_other_inputs_start_afresh(trained, tmp_path, ray_local):
+    dit, out = str(trained / "dit_k2" / "dit.pt"), tmp_path / "sweep"
+    one = replace(PIPELINE_SWEEP, trials=1, cpus_per_trial=2)
+    first = run_sweep(dit, None, out, one, tracking_dir=tmp_path)
+    runs = _trial_runs(tmp_path)
+    assert len(runs) == 1 and runs[0].data.tags["device"] == "cpu"  # no GPU given: generation and scoring on cpu
+    assert json.loads(runs[0].data.tags["ray_resources"]) == {"CPU": 2.0}  # what Ray gave the trial: the config's
+    rows = _trials(out)
+    with pytest.raises(ValueError, match=r"a sweep trial needs 1 GPU; the cluster has 0 GPU\. Lower --cpus-per-trial / "
+                                         r"--gpus-per-trial, or .* --resource-wait-s SECONDS \(now 0\)"):
+        run_sweep(dit, None, out, replace(one, gpus_per_trial=1), tracking_dir=tmp_path)  # not a wait forever
+
+    # the same inputs: the finished experiment is restored, no trial runs again
+    assert run_sweep(dit, None, out, one, tracking_dir=tmp_path) == first
+    assert len(_trial_runs(tmp_path)) == 1 and _trials(out) == rows
+    assert [r.data.tags["resumed"] for r in _sweep_runs(tmp_path)] == ["false", "true"]
+
+    # a sweep killed before Tune first saved its state (tuner.pkl only) starts afresh instead of failing to restore
+    for state in (Path(tune_storage(out)) / EXPERIMENT).glob("experiment_state-*.json"):
+        state.unlink()
+    assert run_sweep(dit, None, out, one, tracking_dir=tmp_path) == first
+    assert len(_trial_runs(tmp_path)) == 2 and _sweep_runs(tmp_path)[-1].data.tags["resumed"] == "false"
+
+    # another seed: a new experiment (the old one's trial folder is gone), a new trial with other settings
+    record = json.loads((Path(tune_storage(out)) / f"{EXPERIMENT}.inputs.json").read_text())
+    second = run_sweep(dit, None, out, replace(one, seed=1), tracking_dir=tmp_path)
+    assert second != first and len(_trial_runs(tmp_path)) == 3
+    assert _sweep_runs(tmp_path)[-1].data.tags["resumed"] == "false"
+    assert len(list((Path(tune_storage(out)) / EXPERIMENT).glob("trial_*"))) == 1
+    assert json.loads((Path(tune_storage(out)) / f"{EXPERIMENT}.inputs.json").read_text())["hash"] != record["hash"]
+
+
+@pytest.mark.slow
+def test_killed_sweep_resumes_to_the_uninterrupted_trials(trained, tmp_path, ray_local):
+    dit, out = trained / "dit_k2" / "dit.pt", tmp_path / "sweep"
+    args = [sys.executable, REPO / "tests" / "sweep_job.py", "--dit", dit, "--out", out, "--tracking-dir", tmp_path,
+            "--trials", "2", "--per-person", "2", "--steps-range", "4", "16"]
+    # TUNE_GLOBAL_CHECKPOINT_S=0: Tune saves its state at every step, so the first finished trial shows at once
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=(tmp_path / "stderr.log").open("w"),
+                            env={**os.environ, "RAY_ADDRESS": "", "TUNE_GLOBAL_CHECKPOINT_S": "0"},
+                            start_new_session=True)
+    t0, deadline = time.time(), time.time() + 300
+    while "TERMINATED" not in _statuses(out) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    statuses = _statuses(out)
+    print(f"killed {time.time() - t0:.1f} s after the start, trial statuses {statuses}")
+    assert len(statuses) == 2 and statuses.count("TERMINATED") == 1  # killed between the two trials
+    assert not (out / "best_sampling.yaml").exists()
+    finished = [r.data.tags["mlflow.runName"] for r in _trial_runs(tmp_path) if r.info.status == "FINISHED"]
+    assert len(finished) == 1
+
+    t1 = time.time()
+    run_sweep(str(dit), None, out, PIPELINE_SWEEP, tracking_dir=tmp_path)
+    print(f"resumed sweep: {time.time() - t1:.1f} s")
+    runs = _trial_runs(tmp_path)
+    assert Counter(r.data.tags["mlflow.runName"] for r in runs)[finished[0]] == 1  # the finished trial did not rerun
+    assert len({r.data.tags["mlflow.runName"] for r in runs if r.info.status == "FINISHED"}) == 2
+    assert _sweep_runs(tmp_path)[-1].data.tags["resumed"] == "true"
+    reference = trained.parent / "sweep"  # the pipeline fixture's uninterrupted sweep, same inputs
+    assert _trials(out) == _trials(reference)
+    assert (out / "best_sampling.yaml").read_text() == (reference / "best_sampling.yaml").read_text()
