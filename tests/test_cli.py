@@ -59,6 +59,8 @@ def test_pipeline_runs_every_stage_then_skips_them(pipeline_run):
                                                    "train-classifier", "train-vae", "train-latents", "train-dit",
                                                    "sweep-sampling", "generate", "evaluation"}
     assert parent.info.status == "FINISHED" and parent.data.tags["verdict"].startswith("k=2 · primary")
+    verdict = (pipeline_run / "eval" / "verdict.txt").read_text()
+    assert parent.data.tags["mlflow.note.content"] == verdict  # the run's description in the MLflow UI
     vae_run = next(c for c in children if c.info.run_name == "train-vae")
     assert len(client.get_metric_history(vae_run.info.run_id, "recon_identity_ratio")) == 2  # per epoch
     dit_run = next(c for c in children if c.info.run_name == "train-dit")

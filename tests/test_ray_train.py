@@ -58,6 +58,14 @@ def test_stages_write_checkpoints_latents_provenance_and_mlflow_runs(trained):
     model, dit_stats, ckpt = load_dit(out / "dit_k2" / "dit.pt")
     assert dit_stats.vae_identity == vae.identity() and model.config.num_classes == 4
     assert {a.path for a in client.list_artifacts(runs["dit"].info.run_id, "outputs")} >= {"outputs/dit.pt"}
+    # MLflow's conventions: a model-training experiment; what each run trained on as datasets; system metrics
+    exp = client.get_experiment_by_name("mdaug")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    inputs = {i.tags[0].value: json.loads(i.dataset.profile)["num_rows"]
+              for i in client.get_run(runs["dit"].info.run_id).inputs.dataset_inputs}
+    manifest = Manifest.load(out.parent / "manifest.json")
+    assert inputs == {"training": 2 * manifest.num_classes, "validation": len(manifest.split("val"))}  # k = 2
+    assert any(k.startswith("system/cpu_utilization") for k in runs["vae"].data.metrics)
     # provenance: the autoencoder saw only the other walkers (ID_5 …), the DiT the first 2 train images per person
     task = Manifest.load(out.parent / "manifest.json")
     prov = ckpt["provenance"]

@@ -19,8 +19,9 @@ from tqdm import tqdm
 
 from mdaug.assessment import read_quality
 from mdaug.cluster.config import flatten
+from mdaug.cluster.datasets import log_manifest_inputs
 from mdaug.cluster.ray_session import connect_ray
-from mdaug.cluster.tracking import log_params, mlflow_run
+from mdaug.cluster.tracking import DESCRIPTION, log_params, mlflow_run
 from mdaug.data.manifest import Manifest
 from mdaug.evaluation.arms import ORACLE, RunSpec, check_plan, plan_runs, primary_name, training_set
 from mdaug.evaluation.budget import Budget, assign_generators
@@ -33,6 +34,7 @@ from mdaug.evaluation.sets import EvalData, load_eval_data, synthetic_info
 from mdaug.evaluation.stats import ArmRow, summarize
 from mdaug.evaluation.verdict import verdict
 from mdaug.models.classifier import PersonClassifier
+from mdaug.storage import absolute
 from mdaug.training.classifier import accuracy
 
 EVAL_TAG = "evaluation"
@@ -175,6 +177,8 @@ def run_evaluation(cfg: EvalConfig, tracking_dir: Path | None = None, parent_run
                                                            "converged": converged})
         (tmp / "leakage.json").write_text(json.dumps(leak.to_dict(), indent=1))
         exp = client.get_run(run_id).info.experiment_id
+        log_manifest_inputs(client, run_id, data.manifest, absolute(cfg.data),
+                            {s: data.manifest.split(s) for s in ("train", "val", "test")})
         task = ray.remote(_train).options(num_cpus=cfg.cpus_per_run, num_gpus=cfg.gpus_per_run)
         pending = [task.remote(data_ref, spec, cfg, steps) for spec in specs]
         index = {ref: i for i, ref in enumerate(pending)}
@@ -214,6 +218,7 @@ def run_evaluation(cfg: EvalConfig, tracking_dir: Path | None = None, parent_run
                                           if not math.isnan(r.gain)]
                          + [Metric("wall_time_s", wall, now, 0), Metric("steps_used", steps, now, 0)])
         client.set_tag(run_id, "verdict", lines[0][:5000] if lines else "")
+        client.set_tag(run_id, DESCRIPTION, "\n".join(lines))
         client.log_artifacts(run_id, str(tmp))
         tmp.rename(out)
     for line in lines:

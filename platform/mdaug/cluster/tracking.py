@@ -17,6 +17,8 @@ from PIL import Image
 from mdaug.imaging import labelled_grid, tensor_image
 
 REPO = Path(__file__).resolve().parents[3]
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"  # MLflow UI's view choice
+DESCRIPTION = "mlflow.note.content"  # a run's description in the MLflow UI
 
 
 def folder_store() -> bool:
@@ -34,12 +36,15 @@ def tracking_uri(out: Path) -> str:
 
 def experiment_id(client: MlflowClient, name: str, out: Path) -> str:
     """The experiment's id, created if missing: artifacts beside the folder's own sqlite store, else wherever the
-    tracking server puts them (its --artifacts-destination, e.g. S3)."""
+    tracking server puts them (its --artifacts-destination, e.g. S3). Marked a model-training experiment, so the
+    UI opens it in its training view (runs, metrics, datasets), not the GenAI one."""
     exp = client.get_experiment_by_name(name)
     if exp is not None:
+        if EXPERIMENT_KIND not in exp.tags:
+            client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
         return exp.experiment_id
     local = (out / "mlartifacts").resolve().as_uri() if folder_store() else None
-    return client.create_experiment(name, artifact_location=local)
+    return client.create_experiment(name, artifact_location=local, tags={EXPERIMENT_KIND: MODEL_TRAINING})
 
 
 def git_commit() -> str:

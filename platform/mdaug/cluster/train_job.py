@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
+from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
 from mdaug.cluster.config import TrainJobConfig, flatten, to_yaml
-from mdaug.cluster.data_staging import publish_manifest
+from mdaug.cluster.data_staging import manifest_location, publish_manifest
+from mdaug.cluster.datasets import log_manifest_inputs
 from mdaug.cluster.dit_stage import train_dit
 from mdaug.cluster.preflight import check_resources, check_resume, load_verified_manifest
 from mdaug.cluster.ray_session import connect_ray
-from mdaug.cluster.stages import extract_latents, train_identity_classifier, train_vae
+from mdaug.cluster.stages import extract_latents, train_identity_classifier, train_vae, vae_data
 from mdaug.cluster.tracking import log_params, mlflow_run, tracking_uri
+from mdaug.data.manifest import Manifest, Row
 from mdaug.storage import is_uri
 
 STAGE_FUNCTIONS = {"classifier": train_identity_classifier, "vae": train_vae, "latents": extract_latents,
                    "dit": train_dit}
+
+
+def stage_inputs(cfg: TrainJobConfig, manifest: Manifest) -> tuple[Manifest, str, dict[str, list[Row]]]:
+    """(manifest, its location, {split: rows}): what the stage trains and validates on, for MLflow's datasets."""
+    if cfg.stage == "vae":
+        m, location, rows = vae_data(cfg, manifest)
+        return m, location, {"train": rows, "val": m.split("val")}
+    train = manifest.first_per_person(cfg.dit.train_per_person) if cfg.stage == "dit" else manifest.split("train")
+    return manifest, manifest_location(cfg, manifest), {"train": train, "val": manifest.split("val")}
 
 
 def run_train_job(cfg: TrainJobConfig, parent_run_id: str | None = None) -> dict[str, Path]:
@@ -42,7 +56,14 @@ def run_train_job(cfg: TrainJobConfig, parent_run_id: str | None = None) -> dict
             client.log_artifact(run_id, str(Path(cfg.data).resolve()))
         t0 = time.perf_counter()
         tracking = {"tracking_uri": tracking_uri(tracking_dir), "run_id": run_id}
-        outputs = STAGE_FUNCTIONS[cfg.stage](cfg, manifest, tracking)
+        log_manifest_inputs(client, run_id, *stage_inputs(cfg, manifest))
+        logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # no start/stop lines per stage
+        monitor = SystemMetricsMonitor(run_id, sampling_interval=5, tracking_uri=tracking["tracking_uri"])
+        monitor.start()  # the driver's CPU, memory, disk, network (and GPU) every 5 s, as system/* metrics
+        try:
+            outputs = STAGE_FUNCTIONS[cfg.stage](cfg, manifest, tracking)
+        finally:
+            monitor.finish()
         client.log_metric(run_id, "stage_wall_time_s", time.perf_counter() - t0)
         for path in outputs.values():
             if path.is_file():

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
-from mdaug.cluster.tracking import folder_store, mlflow_run, tracking_uri
+from mdaug.cluster.tracking import DESCRIPTION, folder_store, mlflow_run, tracking_uri
 from mdaug.pipeline.config import STAGES, PipelineConfig
 from mdaug.pipeline.stages import STAGE_FUNCTIONS, Context, Paths
 
@@ -156,6 +156,7 @@ def _run(cfg: PipelineConfig, out: Path, start: str | None, only: str | None,
         if verdict.is_file():
             client.log_artifact(run_id, str(verdict))
             client.set_tag(run_id, "verdict", verdict.read_text().splitlines()[0][:5000])
+            client.set_tag(run_id, DESCRIPTION, verdict.read_text())
     echo(f"pipeline finished in {wall:.0f} s (ran: {', '.join(ran) or 'nothing'})")
     if verdict.is_file():
         echo("verdict:")

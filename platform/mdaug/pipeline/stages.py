@@ -14,6 +14,7 @@ import yaml
 
 from mdaug.assessment import read_quality
 from mdaug.cluster.config import build_config, flatten
+from mdaug.cluster.datasets import log_manifest_inputs
 from mdaug.cluster.eval_job import run_evaluation
 from mdaug.cluster.generate_job import run_generate_job
 from mdaug.cluster.sweep import run_sweep
@@ -130,10 +131,13 @@ def publish_output(ctx: Context, local: Path) -> None:
         publish(local, ctx.paths.uri(local))
 
 
-def _small_run(ctx: Context, stage: str, params: dict, artifacts: list[Path]) -> None:
+def _small_run(ctx: Context, stage: str, params: dict, artifacts: list[Path], manifest: Manifest | None = None) -> None:
     with mlflow_run(ctx.paths.out, ctx.cfg.experiment, f"stage-{stage}", {"stage": stage}, ctx.parent_run_id) as (
             client, run_id):
         log_params(client, run_id, flatten(params))
+        if manifest is not None:
+            log_manifest_inputs(client, run_id, manifest, str(ctx.paths.manifest),
+                                {s: manifest.split(s) for s in ("train", "val", "test")})
         for a in artifacts:
             if a.exists():
                 client.log_artifact(run_id, str(a))
@@ -169,7 +173,7 @@ def split(ctx: Context) -> None:
     m = Manifest.load(ctx.paths.manifest)
     counts = {s: len(m.split(s)) for s in ("train", "val", "test")}
     ctx.echo(f"manifest {ctx.paths.manifest}: " + ", ".join(f"{s} {n}" for s, n in counts.items()))
-    _small_run(ctx, "split", {"val": c.val, "test": c.test, "seed": c.split_seed, **counts}, [ctx.paths.manifest])
+    _small_run(ctx, "split", {"val": c.val, "test": c.test, "seed": c.split_seed, **counts}, [ctx.paths.manifest], m)
 
 
 def vae_source(cfg: PipelineConfig) -> list[str]:
