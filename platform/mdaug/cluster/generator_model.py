@@ -1,7 +1,8 @@
 """The generator as one MLflow model: a pyfunc whose artifacts are the DiT checkpoint (EMA weights and latent
 statistics inside) and its VA-VAE, whose model config holds the sampling settings and the batch size, registered
 under a name with an alias. Rows of a request that share a seed and a count are one `GenerationJob`, so their
-images are the bytes `jobs/generate.py --persons … --per-person count --seed seed` writes with the same batch."""
+images are the bytes `jobs/generate.py --persons … --per-person count --seed seed` writes with the same batch.
+The pickled model names `GeneratorModel` by module: loading it needs the mdaug package importable."""
 
 from __future__ import annotations
 
