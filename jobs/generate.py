@@ -1,6 +1,7 @@
 """Generate a synthetic data set (ROOT/ID_k/*.png, same layout and format as the training data) from a
-trained DiT. Atomic: the folder appears only when complete; a rerun after a crash finishes the missing
-images with the same bytes."""
+trained DiT, or from a registered generator (--model models:/mdaug-generator@best: its DiT, VA-VAE and sampling
+settings, downloaded beside --out; flags and --sampling-config still override the settings). Atomic: the folder
+appears only when complete; a rerun after a crash finishes the missing images with the same bytes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pathlib import Path
 import yaml
 
 from mdaug.cluster.generate_job import run_generate_job
-from mdaug.cluster.tracking import tracking_uri
+from mdaug.cluster.generator_model import download_generator
+from mdaug.cluster.tracking import folder_store, tracking_uri
 from mdaug.flow.sampler import SamplingConfig
 from mdaug.storage import is_uri
 
@@ -30,7 +32,10 @@ def resolve_dit(value: str, tracking_dir: Path) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--dit", required=True, help="DiT checkpoint (dit.pt: a path or a storage URI such as "
+    source = ap.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="a registered generator, models:/NAME@ALIAS or models:/NAME/VERSION "
+                        "(e.g. models:/mdaug-generator@best), in the registry of --tracking-dir or MLFLOW_TRACKING_URI")
+    source.add_argument("--dit", help="DiT checkpoint (dit.pt: a path or a storage URI such as "
                     "s3://bucket/mdaug/train/dit_k5/dit.pt) or the MLflow run id of a DiT training run")
     ap.add_argument("--vae", help="VAE checkpoint (default: the one recorded in the DiT checkpoint)")
     ap.add_argument("--per-person", type=int, required=True, help="images per person")
@@ -45,21 +50,29 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="run seed; each image's seed derives from it")
     ap.add_argument("--workers", type=int, default=2, help="generator actors (one GPU each with --gpus-per-worker)")
     ap.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per actor")
-    ap.add_argument("--batch", type=int, default=64, help="images per sampler batch (part of the result's identity)")
+    ap.add_argument("--batch", type=int, help="images per sampler batch (part of the result's identity; default: the "
+                    "registered model's, else 64)")
     ap.add_argument("--tracking-dir", type=Path, help="where the sqlite MLflow store is (default: the training --out)")
     a = ap.parse_args()
-    base = {"steps": 50, "cfg_scale": 4.0, "cfg_interval_start": 0.1, "timestep_shift": 0.3}
-    if a.sampling_config:
-        base |= yaml.safe_load(a.sampling_config.read_text())
-    flags = {"cfg_scale": a.cfg_scale, "steps": a.steps, "cfg_interval_start": a.cfg_interval_start,
-             "timestep_shift": a.timestep_shift, "method": a.method}
-    base |= {k: v for k, v in flags.items() if v is not None}
     try:
-        sampling = SamplingConfig(**base)
-        tracking = a.tracking_dir or Path(a.dit).resolve().parent.parent
+        if a.model and not a.tracking_dir and folder_store():
+            raise ValueError("--model needs --tracking-dir (the folder holding mlflow.db) or MLFLOW_TRACKING_URI")
+        tracking = a.tracking_dir or (Path(a.dit).resolve().parent.parent if a.dit else a.out.resolve().parent)
+        base = {"steps": 50, "cfg_scale": 4.0, "cfg_interval_start": 0.1, "timestep_shift": 0.3}
+        dit, vae, batch = a.dit and resolve_dit(a.dit, tracking), a.vae, a.batch or 64
+        if a.model:  # beside the output, kept: a resumed run names the same VA-VAE file
+            model = download_generator(a.model, tracking_uri(tracking), a.out.parent / f".{a.out.name}.model")
+            print(f"{a.model}: {model.name} version {model.version}")
+            base |= model.sampling
+            dit, vae, batch = str(model.dit), a.vae or str(model.vae), a.batch or model.batch
+        if a.sampling_config:
+            base |= yaml.safe_load(a.sampling_config.read_text())
+        flags = {"cfg_scale": a.cfg_scale, "steps": a.steps, "cfg_interval_start": a.cfg_interval_start,
+                 "timestep_shift": a.timestep_shift, "method": a.method}
+        sampling = SamplingConfig(**base | {k: v for k, v in flags.items() if v is not None})
         persons = [int(p) for p in a.persons.split(",")] if a.persons else None
-        run_generate_job(resolve_dit(a.dit, tracking), a.out, a.per_person, sampling, persons, a.seed, a.vae,
-                         a.workers, a.gpus_per_worker, tracking_dir=tracking, batch=a.batch)
+        run_generate_job(dit, a.out, a.per_person, sampling, persons, a.seed, vae, a.workers, a.gpus_per_worker,
+                         tracking_dir=tracking, batch=batch)
     except (ValueError, FileExistsError, FileNotFoundError, TypeError) as err:
         print(f"generate: error: {err}", file=sys.stderr)
         raise SystemExit(2) from err

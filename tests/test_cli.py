@@ -57,7 +57,7 @@ def test_pipeline_runs_every_stage_then_skips_them(pipeline_run):
     children = client.search_runs([exp], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert {c.info.run_name for c in children} == {"stage-simulate", "stage-validate", "stage-split",
                                                    "train-classifier", "train-vae", "train-latents", "train-dit",
-                                                   "sweep-sampling", "generate", "evaluation"}
+                                                   "sweep-sampling", "register-generator", "generate", "evaluation"}
     assert parent.info.status == "FINISHED" and parent.data.tags["verdict"].startswith("k=2 · primary")
     verdict = (pipeline_run / "eval" / "verdict.txt").read_text()
     assert parent.data.tags["mlflow.note.content"] == verdict  # the run's description in the MLflow UI

@@ -17,6 +17,7 @@ from mdaug.cluster.config import build_config, flatten
 from mdaug.cluster.datasets import log_manifest_inputs
 from mdaug.cluster.eval_job import run_evaluation
 from mdaug.cluster.generate_job import run_generate_job
+from mdaug.cluster.generator_model import ALIAS, MODEL_NAME, log_generator
 from mdaug.cluster.sweep import run_sweep
 from mdaug.cluster.tracking import log_params, mlflow_run
 from mdaug.cluster.train_job import run_train_job
@@ -221,19 +222,32 @@ def sampling_settings(ctx: Context) -> SamplingConfig:
 
 
 def sweep(ctx: Context) -> None:
-    """The sampling sweep on the smallest k's DiT; its folder is kept, so a rerun after a kill resumes the sweep."""
+    """The sampling sweep on the smallest k's DiT; its folder is kept, so a rerun after a kill resumes the sweep.
+    Then that DiT with the best settings is registered as the generator (`register_generator`)."""
     if ctx.cfg.sweep.trials == 0:
         shutil.rmtree(ctx.paths.sweep, ignore_errors=True)
         ctx.paths.sweep.mkdir(parents=True)
         ctx.paths.output_of("sweep").write_text(yaml.safe_dump({}))
         ctx.echo(f"sweep off (trials = 0): sampling with {asdict(ctx.cfg.sampling)}")
-        return
-    tune = ctx.paths.uri(ctx.paths.sweep / "tune") if ctx.cfg.storage else None
-    run_sweep(ctx.paths.uri(ctx.paths.dit(ctx.cfg.dit_ks[0])), None, ctx.paths.sweep, ctx.cfg.sweep,
-              experiment=ctx.cfg.experiment, tracking_dir=ctx.paths.out, parent_run_id=ctx.parent_run_id,
-              tune_root=tune, resource_wait_s=ctx.cfg.resource_wait_s)
-    for name in ("best_sampling.yaml", "trials.csv", "trials.md", "trials.png"):  # beside Tune's folder there
-        publish_output(ctx, ctx.paths.sweep / name)
+    else:
+        tune = ctx.paths.uri(ctx.paths.sweep / "tune") if ctx.cfg.storage else None
+        run_sweep(ctx.paths.uri(ctx.paths.dit(ctx.cfg.dit_ks[0])), None, ctx.paths.sweep, ctx.cfg.sweep,
+                  experiment=ctx.cfg.experiment, tracking_dir=ctx.paths.out, parent_run_id=ctx.parent_run_id,
+                  tune_root=tune, resource_wait_s=ctx.cfg.resource_wait_s)
+        for name in ("best_sampling.yaml", "trials.csv", "trials.md", "trials.png"):  # beside Tune's folder there
+            publish_output(ctx, ctx.paths.sweep / name)
+    register_generator(ctx)
+
+
+def register_generator(ctx: Context) -> None:
+    """The swept DiT with the sweep's best settings as a new version of the registered generator, aliased `best`
+    (a rerun after a kill registers another version and moves the alias to it)."""
+    k = ctx.cfg.dit_ks[0]
+    with mlflow_run(ctx.paths.out, ctx.cfg.experiment, "register-generator", {"stage": "register-generator"},
+                    ctx.parent_run_id) as (client, run_id):
+        mv = log_generator(client, run_id, ctx.paths.uri(ctx.paths.dit(k)), sampling_settings(ctx))
+    ctx.echo(f"registered the DiT k={k_label(k)} with the best sampling settings as models:/{MODEL_NAME}@{ALIAS} "
+             f"(version {mv.version})")
 
 
 def generate(ctx: Context) -> None:

@@ -1,0 +1,153 @@
+"""The generator as one MLflow model: a pyfunc whose artifacts are the DiT checkpoint (EMA weights and latent
+statistics inside) and its VA-VAE, whose model config holds the sampling settings and the batch size, registered
+under a name with an alias. Rows of a request that share a seed and a count are one `GenerationJob`, so their
+images are the bytes `jobs/generate.py --persons … --per-person count --seed seed` writes with the same batch.
+The pickled model names `GeneratorModel` by module: loading it needs the mdaug package importable."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import torch
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import Model, ModelSignature
+from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, Schema
+
+from mdaug.flow.sampler import SamplingConfig
+from mdaug.generation import GenerationJob, Generator, check_job, chunk_files
+from mdaug.storage import read_bytes
+
+MODEL_NAME = "mdaug-generator"
+ALIAS = "best"
+ARTIFACT_PATH = "generator"  # the model's folder among its run's artifacts
+SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec("long", "person"), ColSpec("long", "count"), ColSpec("long", "seed", required=False)]),
+    outputs=Schema([ColSpec("long", "person"), ColSpec("long", "index"), ColSpec("long", "seed"),
+                    ColSpec("binary", "image")]))
+
+
+@contextmanager
+def actor_threads(device: str) -> Iterator[None]:
+    """On CPU, one torch thread while inside, as in `jobs/generate.py`'s Ray actors (num_cpus=1): CPU kernels
+    round differently with more threads, enough to change a pixel by 1."""
+    threads = torch.get_num_threads()
+    if device == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+class GeneratorModel(mlflow.pyfunc.PythonModel):
+    """predict(DataFrame person, count[, seed = 0]) → DataFrame person, index, seed (the run seed), image (the
+    encoded file: PNG or the training data's format and channel mode)."""
+
+    def load_context(self, context) -> None:
+        self.gen = Generator.load(context.artifacts["dit"], context.artifacts["vae"])  # no vae_uri is followed
+        config = context.model_config
+        self.batch = int(config["batch"])
+        self.sampling = SamplingConfig(**config["sampling"])
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        requests = model_input.assign(seed=model_input["seed"] if "seed" in model_input else 0)
+        with actor_threads(self.device):
+            rows = self._generate(requests)
+        return pd.DataFrame(rows, columns=["person", "index", "seed", "image"])
+
+    def _generate(self, requests: pd.DataFrame) -> list[tuple[int, int, int, bytes]]:
+        rows = []
+        for (seed, count), group in requests.groupby(["seed", "count"], sort=False):
+            persons = check_job(self.gen, int(count), [int(p) for p in group["person"]])
+            job = GenerationJob(int(count), persons, int(seed), self.sampling, self.batch)
+            for chunk in job.chunks():
+                files = chunk_files(self.gen, job, chunk, self.device)
+                rows += [(p, i, int(seed), f) for (p, i), f in zip(chunk, files, strict=True)]
+        return rows
+
+
+def version_tags(gen: Generator, dit: str, sampling: SamplingConfig) -> dict[str, str]:
+    """What a registered version was made from: its training manifest (content hash and location), the DiT
+    (location and sha256), the VA-VAE (identity and location) and the sampling settings."""
+    info = gen.info
+    return {"manifest_hash": str(info["training_manifest_hash"]), "manifest_uri": str(info["training_manifest"]),
+            "dit_uri": dit, "dit_sha256": info["dit_sha256"], "vae_identity": str(info["vae_identity"]),
+            "vae_uri": info["vae_uri"], "sampling": json.dumps(asdict(sampling), sort_keys=True)}
+
+
+def log_generator(client: MlflowClient, run_id: str, dit: str, sampling: SamplingConfig, name: str = MODEL_NAME,
+                  alias: str = ALIAS, batch: int = 64) -> ModelVersion:
+    """Log the DiT `dit` (a path or storage URI), the VA-VAE it names and `sampling` as a pyfunc model under the
+    run, register it as a new version of `name` tagged with its provenance, and point `alias` at it."""
+    gen = Generator.load(dit)  # refuses a DiT without statistics or whose VA-VAE does not match
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {"dit": Path(tmp) / "dit.pt", "vae": Path(tmp) / "vae.pt"}
+        files["dit"].write_bytes(read_bytes(dit))
+        files["vae"].write_bytes(read_bytes(gen.info["vae_uri"]))
+        model_dir = Path(tmp) / ARTIFACT_PATH
+        mlflow.pyfunc.save_model(
+            model_dir, python_model=GeneratorModel(), artifacts={k: str(v) for k, v in files.items()},
+            model_config={"sampling": asdict(sampling), "batch": batch}, signature=SIGNATURE,
+            pip_requirements=[f"{p}=={version(p)}" for p in ("mlflow", "torch", "pillow", "numpy", "pandas")])
+        client.log_artifacts(run_id, str(model_dir), ARTIFACT_PATH)
+    try:
+        client.create_registered_model(name, description="mdaug generator: DiT (EMA) + VA-VAE + sampling settings")
+    except MlflowException as err:
+        if err.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    source = f"{client.get_run(run_id).info.artifact_uri}/{ARTIFACT_PATH}"
+    mv = client.create_model_version(name, source, run_id, tags=version_tags(gen, dit, sampling))
+    client.set_registered_model_alias(name, alias, mv.version)
+    return mv
+
+
+@dataclass(frozen=True)
+class RegisteredGenerator:
+    """A registered generator's files, downloaded, and its sampling settings."""
+
+    name: str
+    version: str
+    dit: Path
+    vae: Path
+    sampling: dict
+    batch: int
+
+
+def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
+    """models:/NAME@ALIAS or models:/NAME/VERSION → (name, alias, version)."""
+    m = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))", uri)
+    if m is None:
+        raise ValueError(f"--model {uri!r} is not models:/NAME@ALIAS or models:/NAME/VERSION "
+                         f"(e.g. models:/{MODEL_NAME}@{ALIAS})")
+    return m.group(1), m.group(2), m.group(3)
+
+
+def download_generator(uri: str, tracking: str, dst: Path) -> RegisteredGenerator:
+    """Resolve a models:/ URI in the registry at `tracking` and download the model into `dst` (replaced)."""
+    name, alias, number = parse_model_uri(uri)
+    client = MlflowClient(tracking, registry_uri=tracking)
+    try:
+        mv = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, number)
+    except MlflowException as err:
+        known = ", ".join(m.name for m in client.search_registered_models()) or "none"
+        raise ValueError(f"--model {uri}: {err.message} in the registry {tracking} (registered models: {known}; "
+                         "point --tracking-dir or MLFLOW_TRACKING_URI at the pipeline's store)") from err
+    shutil.rmtree(dst, ignore_errors=True)
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=str(dst), tracking_uri=tracking))
+    flavor = Model.load(local).flavors["python_function"]
+    config = flavor["config"]
+    return RegisteredGenerator(name, mv.version, local / flavor["artifacts"]["dit"]["path"],
+                               local / flavor["artifacts"]["vae"]["path"], config["sampling"], int(config["batch"]))
