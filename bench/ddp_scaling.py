@@ -13,9 +13,9 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from mdaug.cluster.config import build_config  # noqa: E402
-from mdaug.cluster.train_job import run_train_job  # noqa: E402
 from mdaug.data.split import make_split  # noqa: E402
+from mdaug.ray_mlflow.config import build_config  # noqa: E402
+from mdaug.ray_mlflow.train_job import run_train_job  # noqa: E402
 from mdaug.sim import SimConfig, simulate_dataset  # noqa: E402
 
 

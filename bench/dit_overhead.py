@@ -21,13 +21,13 @@ import numpy as np  # noqa: E402
 import ray  # noqa: E402
 import torch  # noqa: E402
 
-from mdaug.cluster.config import DiTStage, TrainJobConfig  # noqa: E402
-from mdaug.cluster.ray_train import fit_with_ray, lightning_fit  # noqa: E402
 from mdaug.flow.latents import LatentStats  # noqa: E402
 from mdaug.flow.sampler import SamplingConfig  # noqa: E402
 from mdaug.flow.transport import flow_loss  # noqa: E402
 from mdaug.models.dit import dit_config  # noqa: E402
 from mdaug.models.ema import update_ema  # noqa: E402
+from mdaug.ray_mlflow.config import DiTStage, TrainJobConfig  # noqa: E402
+from mdaug.ray_mlflow.ray_train import fit_with_ray, lightning_fit  # noqa: E402
 from mdaug.training.dit_module import DiTModule  # noqa: E402
 
 PERSONS, SHAPE = 31, (4, 16, 16)
@@ -112,7 +112,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3, help="epochs of the Ray path (the first is not timed)")
     ap.add_argument("--per-person", type=int, default=42, help="training latents per person")
     a = ap.parse_args()
-    from mdaug.cluster.config import PRESETS
+    from mdaug.ray_mlflow.config import PRESETS
 
     tiny = PRESETS["tiny"]
     dit = DiTStage(**tiny["dit"])  # the pipeline's: batch per worker × workers images per optimizer step

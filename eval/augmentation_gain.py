@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mdaug.cluster.eval_job import run_evaluation
 from mdaug.evaluation.config import PRESETS, eval_config, parse_ks
+from mdaug.ray_mlflow.eval_job import run_evaluation
 
 
 def main() -> None:

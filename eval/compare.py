@@ -9,10 +9,10 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from mdaug.cluster.eval_job import latest_evaluation, results_from_mlflow
 from mdaug.evaluation.report import table_rows
 from mdaug.evaluation.stats import summarize
 from mdaug.evaluation.verdict import verdict
+from mdaug.ray_mlflow.eval_job import latest_evaluation, results_from_mlflow
 from mdaug.tables import markdown_table
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import yaml
 
-from mdaug.cluster.generate_job import run_generate_job
-from mdaug.cluster.generator_model import download_generator
-from mdaug.cluster.tracking import folder_store, tracking_uri
 from mdaug.flow.sampler import SamplingConfig
+from mdaug.ray_mlflow.generate_job import run_generate_job
+from mdaug.ray_mlflow.generator_model import download_generator
+from mdaug.ray_mlflow.tracking import folder_store, tracking_uri
 from mdaug.storage import is_uri
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mdaug.cluster.config import PRESETS, STAGES, build_config
-from mdaug.cluster.train_job import run_train_job
+from mdaug.ray_mlflow.config import PRESETS, STAGES, build_config
+from mdaug.ray_mlflow.train_job import run_train_job
 
 
 def main() -> None:

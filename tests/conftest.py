@@ -74,9 +74,9 @@ def manifest64(tmp_path_factory) -> Path:
 def small_pipeline(out: Path):
     """4 simulated persons × 12 recordings at 64² (and 4 other walkers × 8 for the autoencoder): tiny preset,
     FAST training on 2 DDP workers, a DiT for k = 2, a 2-trial sweep, a 14-training evaluation."""
-    from mdaug.cluster.sweep import SweepConfig
     from mdaug.evaluation.config import eval_config
     from mdaug.pipeline import pipeline_config
+    from mdaug.ray_mlflow.sweep import SweepConfig
     from mdaug.sim import SimConfig
 
     return pipeline_config("tiny", out=out, workers=2, sim=SimConfig(persons=4, per_person=12, size=64),

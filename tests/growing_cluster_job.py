@@ -16,8 +16,8 @@ from ray.autoscaler._private.constants import AUTOSCALER_RESOURCE_REQUEST_CHANNE
 from ray.cluster_utils import Cluster
 from ray.experimental.internal_kv import _internal_kv_get
 
-from mdaug.cluster.config import TrainJobConfig
-from mdaug.cluster.preflight import check_resources
+from mdaug.ray_mlflow.config import TrainJobConfig
+from mdaug.ray_mlflow.preflight import check_resources
 
 NEEDS_3_CPUS = TrainJobConfig(workers=2, cpus_per_worker=1.5)
 

@@ -19,7 +19,6 @@ from conftest import margin
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from mdaug.cluster.eval_job import run_evaluation
 from mdaug.data.manifest import Manifest
 from mdaug.data.split import make_split
 from mdaug.data.validate import validate
@@ -27,6 +26,7 @@ from mdaug.evaluation.budget import BudgetError, assign_generators
 from mdaug.evaluation.config import EvalConfig, eval_config, parse_ks
 from mdaug.evaluation.leakage import LeakageError, check_leakage
 from mdaug.evaluation.sets import load_eval_data
+from mdaug.ray_mlflow.eval_job import run_evaluation
 from mdaug.sim import SimConfig, simulate_dataset
 from mdaug.training.classifier import train_classifier
 

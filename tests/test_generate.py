@@ -16,11 +16,11 @@ import yaml
 from conftest import file_digests
 from mlflow.tracking import MlflowClient
 
-from mdaug.cluster.generate_job import run_generate_job
 from mdaug.data.split import make_split
 from mdaug.data.validate import validate
 from mdaug.flow.sampler import SamplingConfig
 from mdaug.generation import Generator, check_job
+from mdaug.ray_mlflow.generate_job import run_generate_job
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = SamplingConfig(steps=6, cfg_scale=3.0, cfg_interval_start=0.1)

@@ -19,8 +19,8 @@ import yaml
 from conftest import file_digests
 from mlflow.tracking import MlflowClient
 
-from mdaug.cluster.generator_model import ALIAS, MODEL_NAME, download_generator
-from mdaug.cluster.tracking import tracking_uri
+from mdaug.ray_mlflow.generator_model import ALIAS, MODEL_NAME, download_generator
+from mdaug.ray_mlflow.tracking import tracking_uri
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "RAY_ADDRESS": ""}  # each job starts its own local Ray (as a user's would)

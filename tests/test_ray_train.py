@@ -15,11 +15,11 @@ import torch
 from conftest import FAST
 from mlflow.tracking import MlflowClient
 
-from mdaug.cluster.config import build_config
-from mdaug.cluster.preflight import check_resources, load_verified_manifest
-from mdaug.cluster.train_job import run_train_job
 from mdaug.data.manifest import Manifest
 from mdaug.models.vavae import load_vae
+from mdaug.ray_mlflow.config import build_config
+from mdaug.ray_mlflow.preflight import check_resources, load_verified_manifest
+from mdaug.ray_mlflow.train_job import run_train_job
 from mdaug.training.dit_module import load_dit
 
 

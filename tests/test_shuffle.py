@@ -12,8 +12,8 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from mdaug.cluster.config import TrainJobConfig
-from mdaug.cluster.ray_train import fit_with_ray, lightning_fit
+from mdaug.ray_mlflow.config import TrainJobConfig
+from mdaug.ray_mlflow.ray_train import fit_with_ray, lightning_fit
 from mdaug.training.batches import shuffled_loader
 
 PERSONS, PER_PERSON, BATCH, EPOCHS = 31, 8, 64, 2

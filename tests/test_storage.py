@@ -11,10 +11,10 @@ import torch
 from s3_server import s3_keys, s3_server
 
 from mdaug import storage
-from mdaug.cluster.data_staging import publish_manifest
 from mdaug.data.images import ImageReadError, load_rows, open_image
 from mdaug.data.manifest import Manifest
 from mdaug.models.vavae import VAE_PRESETS, AutoencoderKL, load_vae, save_vae
+from mdaug.ray_mlflow.data_staging import publish_manifest
 
 BUCKET = "mdaug-test"
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from mdaug.cluster.sweep import SweepConfig, run_sweep
-from mdaug.cluster.sweep_resume import EXPERIMENT, tune_storage
+from mdaug.ray_mlflow.sweep import SweepConfig, run_sweep
+from mdaug.ray_mlflow.sweep_resume import EXPERIMENT, tune_storage
 
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE_SWEEP = SweepConfig(trials=2, per_person=2, steps=(4, 16))  # conftest.small_pipeline's sweep

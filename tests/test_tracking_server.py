@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mdaug.cluster.tracking import mlflow_run
+from mdaug.ray_mlflow.tracking import mlflow_run
 
 pytestmark = pytest.mark.slow  # a server start: ~25 s on a busy 2-core machine
 BIN = Path(sys.executable).parent

@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mdaug.cluster.sweep import SweepConfig, run_sweep
+from mdaug.ray_mlflow.sweep import SweepConfig, run_sweep
 
 
 def main() -> None:

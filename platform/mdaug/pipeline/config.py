@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mdaug.cluster.sweep import SweepConfig
 from mdaug.evaluation.config import ALL, EvalConfig, eval_config
 from mdaug.flow.sampler import SamplingConfig
+from mdaug.ray_mlflow.sweep import SweepConfig
 from mdaug.sim import SimConfig
 
 STAGES = ("simulate", "validate", "split", "classifier", "vae", "latents", "dit", "sweep", "generate", "evaluate",

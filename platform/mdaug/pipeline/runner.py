@@ -14,9 +14,9 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
-from mdaug.cluster.tracking import DESCRIPTION, folder_store, mlflow_run, tracking_uri
 from mdaug.pipeline.config import STAGES, PipelineConfig
-from mdaug.pipeline.stages import STAGE_FUNCTIONS, Context, Paths
+from mdaug.pipeline.steps import STAGE_FUNCTIONS, Context, Paths
+from mdaug.ray_mlflow.tracking import DESCRIPTION, folder_store, mlflow_run, tracking_uri
 
 
 def _hash(obj: object) -> str:

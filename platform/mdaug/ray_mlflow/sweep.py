@@ -19,10 +19,6 @@ import yaml
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from mdaug.cluster.preflight import wait_for_resources, waited_note
-from mdaug.cluster.ray_session import connect_ray
-from mdaug.cluster.sweep_resume import resumable_tuner, tune_storage
-from mdaug.cluster.tracking import log_params, mlflow_run, tracking_uri
 from mdaug.data.images import load_rows, load_split
 from mdaug.data.manifest import Manifest
 from mdaug.flow.sampler import SamplingConfig
@@ -30,6 +26,10 @@ from mdaug.generation import Generator, image_seed
 from mdaug.memorisation import memorisation
 from mdaug.metrics import fidelity
 from mdaug.models.classifier import load_classifier
+from mdaug.ray_mlflow.preflight import wait_for_resources, waited_note
+from mdaug.ray_mlflow.ray_session import connect_ray
+from mdaug.ray_mlflow.sweep_resume import resumable_tuner, tune_storage
+from mdaug.ray_mlflow.tracking import log_params, mlflow_run, tracking_uri
 from mdaug.storage import absolute, read_bytes
 from mdaug.tables import markdown_table
 

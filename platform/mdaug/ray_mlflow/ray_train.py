@@ -17,7 +17,7 @@ import torch
 from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, RayTrainReportCallback, prepare_trainer
 from ray.train.torch import TorchTrainer
 
-from mdaug.cluster.config import TrainJobConfig
+from mdaug.ray_mlflow.config import TrainJobConfig
 from mdaug.training.batches import ordered_loader, shuffled_loader
 
 

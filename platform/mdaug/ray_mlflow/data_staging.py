@@ -14,7 +14,7 @@ from mdaug.data.manifest import Manifest
 from mdaug.storage import absolute, exists, is_uri, join, read_bytes, write_bytes
 
 if TYPE_CHECKING:
-    from mdaug.cluster.config import TrainJobConfig
+    from mdaug.ray_mlflow.config import TrainJobConfig
 
 
 def staged_location(manifest: Manifest, storage: str) -> str:

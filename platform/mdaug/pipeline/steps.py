@@ -13,14 +13,6 @@ import numpy as np
 import yaml
 
 from mdaug.assessment import read_quality
-from mdaug.cluster.config import build_config, flatten
-from mdaug.cluster.datasets import log_manifest_inputs
-from mdaug.cluster.eval_job import run_evaluation
-from mdaug.cluster.generate_job import run_generate_job
-from mdaug.cluster.generator_model import ALIAS, MODEL_NAME, log_generator
-from mdaug.cluster.sweep import run_sweep
-from mdaug.cluster.tracking import log_params, mlflow_run
-from mdaug.cluster.train_job import run_train_job
 from mdaug.data.manifest import Manifest
 from mdaug.data.split import split_report
 from mdaug.data.validate import ValidationReport, validate
@@ -29,6 +21,14 @@ from mdaug.evaluation.config import ALL, k_label
 from mdaug.flow.sampler import SamplingConfig
 from mdaug.models.vavae import vae_record
 from mdaug.pipeline.config import PipelineConfig
+from mdaug.ray_mlflow.config import build_config, flatten
+from mdaug.ray_mlflow.datasets import log_manifest_inputs
+from mdaug.ray_mlflow.eval_job import run_evaluation
+from mdaug.ray_mlflow.generate_job import run_generate_job
+from mdaug.ray_mlflow.generator_model import ALIAS, MODEL_NAME, log_generator
+from mdaug.ray_mlflow.sweep import run_sweep
+from mdaug.ray_mlflow.tracking import log_params, mlflow_run
+from mdaug.ray_mlflow.train_job import run_train_job
 from mdaug.sim import simulate_dataset
 from mdaug.storage import join, publish
 from mdaug.training.dit_module import load_dit

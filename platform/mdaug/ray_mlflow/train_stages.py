@@ -14,11 +14,6 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from mdaug.augment import JUDGE_AUGMENT
-from mdaug.cluster.config import TrainJobConfig
-from mdaug.cluster.data_staging import manifest_location, publish_manifest
-from mdaug.cluster.preflight import check_batch
-from mdaug.cluster.ray_train import best_lightning_checkpoint, fit_with_ray, lightning_fit
-from mdaug.cluster.tracking import EpochLogger, last_metrics, reconstruction_grid
 from mdaug.data.images import load_rows, load_split, model_channels
 from mdaug.data.manifest import Manifest
 from mdaug.data.ray_ingest import index_within, manifest_dataset, rows_dataset, shift_index
@@ -26,6 +21,11 @@ from mdaug.flow.latents import EncodeBatch, LatentStats
 from mdaug.models.classifier import PersonClassifier, load_classifier, save_classifier
 from mdaug.models.vavae import VAE_PRESETS, AutoencoderKL, load_official_vavae, load_vae, save_vae
 from mdaug.models.vavae_losses import IdentityLoss, VAELossConfig
+from mdaug.ray_mlflow.config import TrainJobConfig
+from mdaug.ray_mlflow.data_staging import manifest_location, publish_manifest
+from mdaug.ray_mlflow.preflight import check_batch
+from mdaug.ray_mlflow.ray_train import best_lightning_checkpoint, fit_with_ray, lightning_fit
+from mdaug.ray_mlflow.tracking import EpochLogger, last_metrics, reconstruction_grid
 from mdaug.storage import delete_dir, exists, publish, read_text
 from mdaug.training.classifier import accuracy, train_classifier
 from mdaug.training.identity import reconstruction_identity

@@ -9,8 +9,8 @@ import time
 import ray
 from ray.autoscaler.sdk import request_resources
 
-from mdaug.cluster.config import TrainJobConfig
 from mdaug.data.manifest import Manifest
+from mdaug.ray_mlflow.config import TrainJobConfig
 from mdaug.storage import read_bytes
 
 

@@ -12,8 +12,6 @@ import torch
 from tqdm import tqdm
 
 from mdaug.assessment import QUALITY, assess, read_quality
-from mdaug.cluster.ray_session import connect_ray
-from mdaug.cluster.tracking import log_params, mlflow_run
 from mdaug.data.images import load_image, open_image
 from mdaug.data.manifest import Manifest
 from mdaug.flow.sampler import SamplingConfig
@@ -31,6 +29,8 @@ from mdaug.generation import (
 )
 from mdaug.imaging import labelled_grid, tensor_image
 from mdaug.models.vavae import vae_record
+from mdaug.ray_mlflow.ray_session import connect_ray
+from mdaug.ray_mlflow.tracking import log_params, mlflow_run
 from mdaug.storage import exists
 
 

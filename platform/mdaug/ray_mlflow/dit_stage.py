@@ -13,17 +13,17 @@ import numpy as np
 import ray
 import torch
 
-from mdaug.cluster.config import TrainJobConfig
-from mdaug.cluster.data_staging import manifest_location
-from mdaug.cluster.preflight import check_batch
-from mdaug.cluster.ray_train import best_lightning_checkpoint, fit_with_ray, lightning_fit
-from mdaug.cluster.stages import classifier_uri, identity_judge, judge_from, read_stats
-from mdaug.cluster.tracking import EpochLogger, last_metrics
 from mdaug.data.manifest import Manifest
 from mdaug.flow.latents import LatentStats, decode_latents
 from mdaug.imaging import labelled_grid, tensor_image
 from mdaug.models.dit import dit_config
 from mdaug.models.vavae import load_vae, vae_record
+from mdaug.ray_mlflow.config import TrainJobConfig
+from mdaug.ray_mlflow.data_staging import manifest_location
+from mdaug.ray_mlflow.preflight import check_batch
+from mdaug.ray_mlflow.ray_train import best_lightning_checkpoint, fit_with_ray, lightning_fit
+from mdaug.ray_mlflow.tracking import EpochLogger, last_metrics
+from mdaug.ray_mlflow.train_stages import classifier_uri, identity_judge, judge_from, read_stats
 from mdaug.storage import exists, publish
 from mdaug.training.identity import generator_identity, identity_seeds
 

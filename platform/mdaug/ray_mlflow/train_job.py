@@ -8,15 +8,15 @@ from pathlib import Path
 
 from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
-from mdaug.cluster.config import TrainJobConfig, flatten, to_yaml
-from mdaug.cluster.data_staging import manifest_location, publish_manifest
-from mdaug.cluster.datasets import log_manifest_inputs
-from mdaug.cluster.dit_stage import train_dit
-from mdaug.cluster.preflight import check_resources, check_resume, load_verified_manifest
-from mdaug.cluster.ray_session import connect_ray
-from mdaug.cluster.stages import extract_latents, train_identity_classifier, train_vae, vae_data
-from mdaug.cluster.tracking import log_params, mlflow_run, tracking_uri
 from mdaug.data.manifest import Manifest, Row
+from mdaug.ray_mlflow.config import TrainJobConfig, flatten, to_yaml
+from mdaug.ray_mlflow.data_staging import manifest_location, publish_manifest
+from mdaug.ray_mlflow.datasets import log_manifest_inputs
+from mdaug.ray_mlflow.dit_stage import train_dit
+from mdaug.ray_mlflow.preflight import check_resources, check_resume, load_verified_manifest
+from mdaug.ray_mlflow.ray_session import connect_ray
+from mdaug.ray_mlflow.tracking import log_params, mlflow_run, tracking_uri
+from mdaug.ray_mlflow.train_stages import extract_latents, train_identity_classifier, train_vae, vae_data
 from mdaug.storage import is_uri
 
 STAGE_FUNCTIONS = {"classifier": train_identity_classifier, "vae": train_vae, "latents": extract_latents,

@@ -1,1 +1,0 @@
-"""Thin Ray Train / Ray Data / MLflow layer over the plain-PyTorch library."""
