@@ -31,6 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 CLUSTER = (REPO / "cluster.yaml").read_text()
 RAYJOB = (REPO / "k8s" / "rayjob.yaml").read_text()
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+# the tested versions: constraints.txt's `name==version` lines, by name
+PINS = {re.split(r"[\[=]", line, maxsplit=1)[0].lower(): line.lower()  # names compare case-blind (PyYAML)
+        for line in (REPO / "constraints.txt").read_text().splitlines() if line and not line.startswith("#")}
 # ">=3.11" → (3, 11): the Python the package needs, which the images and the setup check must say
 PYTHON = tuple(int(x) for x in re.fullmatch(r">=\s*(\d+)\.(\d+)", PYPROJECT["project"]["requires-python"]).groups())
 IMAGE = re.compile(r"rayproject/ray:(?P<ray>\d+\.\d+\.\d+)-py(?P<py>\d+)-(?P<variant>cpu|gpu|cu\d+)")
@@ -128,9 +131,8 @@ def check_cluster(text: str) -> None:
     # the two keys mlflow/server/auth/config.py reads without a default; the names of its permissions.py
     assert auth["mlflow"]["default_permission"] in {"READ", "USE", "EDIT", "MANAGE", "DENY", "NO_PERMISSIONS"}
     assert auth["mlflow"]["database_uri"].startswith("sqlite:////"), "users in an absolute sqlite file"
-    # `--app-name basic-auth` imports flask_wtf, which only mlflow's `auth` extra installs (pyproject pins mlflow)
-    mlflow_pin = next(p for p in PYPROJECT["project"]["dependencies"] if _requirement_name(p) == "mlflow")
-    extra = mlflow_pin.replace("mlflow", "mlflow[auth]", 1)
+    # `--app-name basic-auth` imports flask_wtf, which only mlflow's `auth` extra installs (at the tested version)
+    extra = PINS["mlflow"].replace("mlflow", "mlflow[auth]", 1)
     assert _one(setup, f"'{extra}'")[0] < at, f"{extra} is installed before the server starts"
 
     # `ray start` gets the URI (the same address and port) and the login; nothing goes through ~/.bashrc.
@@ -266,14 +268,15 @@ def check_rayjob(text: str) -> None:
     source = (REPO / argv[1]).read_text()
     assert all(f'"{a}"' in source for a in argv[2:] if a.startswith("--")), argv
 
-    # runtime_env: valid for Ray; MLflow's URI (no password) in env_vars; the project's pins (pyproject).
+    # runtime_env: valid for Ray; MLflow's URI (no password) in env_vars; the project's dependencies at their
+    # tested versions (pyproject's names, constraints.txt's versions).
     renv = yaml.safe_load(spec["runtimeEnvYAML"])
     RuntimeEnv(**renv)
     assert renv["env_vars"][MLFLOW_TRACKING_URI.name].startswith("http")
     assert MLFLOW_TRACKING_PASSWORD.name not in renv["env_vars"], "the password belongs in a Secret"
-    pins = {_requirement_name(p): p for p in PYPROJECT["project"]["dependencies"]}
+    pins = {_requirement_name(p): PINS[_requirement_name(p)] for p in PYPROJECT["project"]["dependencies"]}
     assert pins.pop("ray").endswith(f"=={ray.__version__}")  # Ray comes with the image
-    assert sorted(renv["pip"]["packages"]) == sorted(pins.values()), "pip differs from pyproject.toml"
+    assert sorted(renv["pip"]["packages"]) == sorted(pins.values()), "pip differs from pyproject.toml/constraints.txt"
 
 
 def test_rayjob_manifest_matches_the_crd_and_the_cluster():
@@ -290,7 +293,7 @@ BROKEN_RAYJOB = {
     "password in runtime_env": ("    env_vars:\n", '    env_vars:\n      MLFLOW_TRACKING_PASSWORD: "x"\n', "Secret"),
     "no cleanup": ("shutdownAfterJobFinishes: true", "shutdownAfterJobFinishes: false", "delete the cluster"),
     "python 3.10 worker": ("image: rayproject/ray:2.60.0-py311-gpu", "image: rayproject/ray:2.60.0-py310-gpu", "py310"),
-    "drifted pin": ("- mlflow==3.17.2", "- mlflow==3.1.0", "pyproject"),
+    "drifted pin": ("- mlflow==3.17.2", "- mlflow==3.1.0", "constraints.txt"),
     "bad working_dir": ('mdaug-src.zip"', 'mdaug-src"', "working_dir"),
     "no min replicas": ("        minReplicas: 0 ", "        minimumReplicas: 0 ", "minimumReplicas"),
 }

@@ -12,9 +12,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # ≈ 15–25 s: its own cluster in a subprocess; the default tier stays under 8 minutes
 def test_preflight_waits_for_the_autoscaler_and_refuses_after_the_wait():
     ray_tmp = tempfile.mkdtemp(prefix="rc", dir="/tmp")  # short: Ray's socket paths live under it
     try:

@@ -117,3 +117,17 @@ def test_killed_sweep_resumes_to_the_uninterrupted_trials(trained, tmp_path, ray
     reference = trained.parent / "sweep"  # the pipeline fixture's uninterrupted sweep, same inputs
     assert _trials(out) == _trials(reference)
     assert (out / "best_sampling.yaml").read_text() == (reference / "best_sampling.yaml").read_text()
+
+
+def test_the_optuna_search_is_seeded():
+    """The `optuna` extra: --search optuna suggests the same settings for the same seed, others for another."""
+    from mdaug.ray_mlflow.sweep import search_algorithm, search_space
+
+    def suggested(seed: int) -> list[dict]:
+        search = search_algorithm("optuna", seed)
+        search.set_search_properties("frechet", "min", search_space(PIPELINE_SWEEP))
+        return [search.suggest(f"trial{i}") for i in range(3)]
+
+    first = suggested(0)
+    assert first == suggested(0) and first != suggested(1)
+    assert all(4 <= s["steps"] <= 16 and 1.0 <= s["cfg_scale"] <= 12.0 for s in first)

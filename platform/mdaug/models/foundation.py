@@ -23,7 +23,11 @@ class DinoV2Encoder(nn.Module):
 
     def __init__(self, path: str | Path, image_size: int = 224) -> None:
         super().__init__()
-        from transformers import Dinov2Model
+        try:
+            from transformers import Dinov2Model
+        except ImportError:
+            raise ImportError("the dinov2 VF encoder needs the transformers package: pip install -e '.[dinov2]' "
+                              "(scripts/setup.sh installs it)") from None
 
         path = Path(path)
         folder = path.parent if path.is_file() else path
