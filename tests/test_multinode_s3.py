@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections import Counter, defaultdict
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,7 +76,10 @@ def node_table(dashboard: str) -> dict[str, dict[str, int]]:
 def test_pipeline_on_isolated_nodes_with_s3_storage_and_an_mlflow_server(tmp_path):
     driver = tmp_path / "driver"  # the first driver's --out lives here; worker nodes see an empty tmpfs instead
     driver.mkdir()
-    base = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
+    ray_tmp = tempfile.mkdtemp(prefix="rc", dir="/tmp")  # short (socket paths): the cluster's own Ray folder, so
+    # its address file does not outlive it as "the latest cluster on this machine" for later ray.init()/state calls
+    base = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")} | {
+        "RAY_TMPDIR": ray_tmp}
     with s3_server(BUCKET) as s3env, mlflow_server(base | s3env, tmp_path / "mlflow") as url:
         env = base | s3env | {"MLFLOW_TRACKING_URI": url}
         # 2 CPU slots per worker node (4 on 2 cores, as the suite's local Ray): an actor pool of 2 × 0.5 CPU must
@@ -132,6 +136,7 @@ def test_pipeline_on_isolated_nodes_with_s3_storage_and_an_mlflow_server(tmp_pat
                                    cwd=fresh, env=env, capture_output=True, text=True, timeout=600)
             assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-5000:]
             table = node_table(cluster["dashboard"])
+    shutil.rmtree(ray_tmp, ignore_errors=True)
 
     mine = {p.relative_to(fresh / "generated").as_posix(): p.read_bytes()
             for p in sorted((fresh / "generated").rglob("gen_*"))}

@@ -101,13 +101,14 @@ def test_killed_worker_resumes_from_checkpoint(trained, ray_local, tmp_path):
         epoch_time = history[0].value if history else None
     assert epoch_time is not None, "no epoch finished"
     time.sleep(epoch_time / 2)  # a failure lands mid-epoch, not on the checkpoint boundary
-    workers = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+    here = ray_local.get_runtime_context().gcs_address  # this session's Ray, not the last one started on the machine
+    workers = list_actors(address=here, filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
     assert len(workers) == 2, workers
     os.kill(workers[1].pid, signal.SIGKILL)
     killed_at = time.time()
     thread.join(timeout=300)
     assert not thread.is_alive() and not errors, errors
-    all_workers = list_actors(filters=[("class_name", "=", "RayTrainWorker")], limit=1000)
+    all_workers = list_actors(address=here, filters=[("class_name", "=", "RayTrainWorker")], limit=1000)
     assert len({a.pid for a in all_workers}) >= 4, "the worker group was not restarted"
     run = client.search_runs([client.get_experiment_by_name("mdaug").experiment_id])[0]
     assert run.info.status == "FINISHED"
