@@ -29,7 +29,8 @@ LEARNING_TESTS = [
 
 def run(seed: int, threads: int, tests: list[str]) -> tuple[dict[tuple[str, str], tuple[float, str]], list[str]]:
     env = {**os.environ, "MDAUG_TEST_SEED": str(seed), "OMP_NUM_THREADS": str(threads)}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", *tests],
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
+                           "-m", "slow or not slow", *tests],  # both tiers: some learning tests are slow-tier
                           cwd=REPO, env=env, capture_output=True, text=True)
     found = {}
     for line in proc.stdout.splitlines():

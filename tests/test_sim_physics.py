@@ -114,6 +114,7 @@ def test_existing_output_is_refused_and_nothing_half_written(tmp_path):
     assert not (tmp_path / "new").exists() and not list(tmp_path.glob(".*partial"))
 
 
+@pytest.mark.slow  # ≈ 40–50 s (1,240 simulated walks): the default tier stays under 8 minutes
 def test_persons_are_distinguishable_but_not_trivially(seed):
     """Logistic regression on 16×16 pixels, 20 train / 20 test per person: far above chance, below 100 %."""
     from sklearn.linear_model import LogisticRegression
