@@ -7,14 +7,15 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 from mlflow.tracking import MlflowClient  # noqa: E402
 
+from mdaug.config import load_config  # noqa: E402
 from mdaug.data.split import make_split  # noqa: E402
-from mdaug.ray_mlflow.config import build_config  # noqa: E402
 from mdaug.ray_mlflow.train_job import run_train_job  # noqa: E402
 from mdaug.sim import SimConfig, simulate_dataset  # noqa: E402
 
@@ -39,8 +40,9 @@ def main() -> None:
         rates = {}
         for workers in (1, 2):
             out = Path(tmp) / f"w{workers}"
-            cfg = build_config("vae", str(Path(tmp) / "manifest.json"), "tiny", [f"vae.epochs={a.epochs}"],
-                               out=str(out), workers=workers, cpus_per_worker=1.0 / workers)
+            cfg = load_config("tiny", [f"vae.epochs={a.epochs}", f"workers={workers}",
+                                       f"cpus_per_worker={1.0 / workers}"], "train")
+            cfg = replace(cfg, stage="vae", data=str(Path(tmp) / "manifest.json"), out=str(out))
             run_train_job(cfg)
             rates[workers] = throughput(out)
     print(f"VA-VAE tiny, {len(m.split('train'))} train images at 64², {os.cpu_count()} CPUs:")

@@ -108,15 +108,15 @@ def ray_path(dit: DiTStage, latents: np.ndarray, labels: np.ndarray, workers: in
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--steps-per-epoch", type=int, default=200, help="optimizer steps per epoch (the tiny preset's)")
+    ap.add_argument("--steps-per-epoch", type=int, default=200, help="optimizer steps per epoch (configs/tiny.yaml's)")
     ap.add_argument("--epochs", type=int, default=3, help="epochs of the Ray path (the first is not timed)")
     ap.add_argument("--per-person", type=int, default=42, help="training latents per person")
     a = ap.parse_args()
-    from mdaug.ray_mlflow.config import PRESETS
+    from mdaug.config import load_config
 
-    tiny = PRESETS["tiny"]
-    dit = DiTStage(**tiny["dit"])  # the pipeline's: batch per worker × workers images per optimizer step
-    whole = replace(dit, batch_size=dit.batch_size * tiny["workers"])  # the same step in one process
+    tiny = load_config("tiny", section="train")
+    dit = tiny.dit  # the pipeline's: batch per worker × workers images per optimizer step
+    whole = replace(dit, batch_size=dit.batch_size * tiny.workers)  # the same step in one process
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(PERSONS), a.per_person)
     latents = rng.normal(size=(len(labels), *SHAPE)).astype(np.float32)
@@ -125,7 +125,7 @@ def main() -> None:
     ray.init(num_cpus=threads + 2, include_dashboard=False, log_to_driver=False)
     with tempfile.TemporaryDirectory() as tmp:
         one = ray_path(whole, latents, labels, 1, float(threads), a.epochs, a.steps_per_epoch, Path(tmp))
-        two = ray_path(dit, latents, labels, tiny["workers"], threads / tiny["workers"], a.epochs,
+        two = ray_path(dit, latents, labels, tiny.workers, threads / tiny.workers, a.epochs,
                        a.steps_per_epoch, Path(tmp))
     ray.shutdown()
     print(f"DiT-{dit.size}/{dit.patch_size}, {whole.batch_size} images per optimizer step, {len(labels)} latents "
@@ -133,8 +133,8 @@ def main() -> None:
           f"images per person ({dit.preview_steps} steps) for the identity gate")
     print(f"  plain PyTorch loop ({threads} threads, training steps): {plain:7.1f} img/s")
     for name, (train, epoch, val) in ((f"1 worker × {threads} threads", one),
-                                      (f"{tiny['workers']} DDP workers × {threads / tiny['workers']:g} threads "
-                                       f"(the tiny preset)", two)):
+                                      (f"{tiny.workers} DDP workers × {threads / tiny.workers:g} threads "
+                                       f"(configs/tiny.yaml)", two)):
         print(f"  Ray Train, {name}: training steps {train:7.1f} img/s  ratio {train / plain:.2f} | "
               f"whole epoch {epoch:7.1f} img/s  ratio {epoch / plain:.2f} (validation {val:.0%} of it)")
 

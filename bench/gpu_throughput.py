@@ -19,7 +19,7 @@ import torch
 
 from mdaug.flow import SamplingConfig, flow_loss, sample
 from mdaug.models.dit import LightningDiT, dit_config
-from mdaug.models.vavae import VAE_PRESETS, AutoencoderKL
+from mdaug.models.vavae import VAE_ARCHITECTURES, AutoencoderKL
 
 REFERENCE = {  # REFERENCE §3, reference code with torch.compile, bf16
     "H200": {"dit_b1": 2305, "encode": 731, "decode": 447},
@@ -67,9 +67,9 @@ def bench_dit(size: str, batch: int, latent: int, channels: int, classes: int, c
             "tflops_ref_convention": batch * ref_flops / sec / 1e12}
 
 
-def bench_vae(preset: str, batch: int, optimized: bool, device, args) -> dict:
+def bench_vae(architecture: str, batch: int, optimized: bool, device, args) -> dict:
     torch.manual_seed(0)
-    cfg = VAE_PRESETS[preset]
+    cfg = VAE_ARCHITECTURES[architecture]
     vae = AutoencoderKL(cfg).to(device).eval()
     x = torch.rand(batch, cfg.in_channels, cfg.resolution, cfg.resolution, device=device) * 2 - 1
     z = torch.randn(batch, cfg.z_channels, cfg.latent_size, cfg.latent_size, device=device)
@@ -123,10 +123,10 @@ def main() -> None:
     print(f"device: {name}  torch {torch.__version__}  threads {torch.get_num_threads()}  cpus {os.cpu_count()}")
     if args.tiny:
         dit_args = ("tiny", 8, 8, 8, 31)
-        vae_preset, vae_batch, samp = "tiny", 4, ("tiny", 8, 8, 8, 31, 4)
+        vae_arch, vae_batch, samp = "tiny", 4, ("tiny", 8, 8, 8, 31, 4)
     else:
         dit_args = ("B", 256, 16, 32, 1000)
-        vae_preset, vae_batch, samp = "f16d32", 32, ("B", 256, 16, 32, 1000, 10)
+        vae_arch, vae_batch, samp = "f16d32", 32, ("B", 256, 16, 32, 1000, 10)
     results: dict = {"device": name}
 
     def report(key: str, value: dict) -> None:
@@ -140,8 +140,8 @@ def main() -> None:
         for compiled in (False, True) if device.type == "cuda" else (False,):
             report(f"dit_{dit_args[0]}_train_compile={compiled}", bench_dit(*dit_args, compiled, device, args))
     if args.only in (None, "vae"):
-        report(f"vae_{vae_preset}_autocast_eager", bench_vae(vae_preset, vae_batch, False, device, args))
-        report(f"vae_{vae_preset}_bf16_channels_last_compiled", bench_vae(vae_preset, vae_batch, True, device, args))
+        report(f"vae_{vae_arch}_autocast_eager", bench_vae(vae_arch, vae_batch, False, device, args))
+        report(f"vae_{vae_arch}_bf16_channels_last_compiled", bench_vae(vae_arch, vae_batch, True, device, args))
     if args.only in (None, "sampling"):
         report("sampling", bench_sampling(*samp, device, args))
     if card and not args.tiny:

@@ -65,17 +65,17 @@ def run_and_watch(cmd: list[str]) -> tuple[float, float, str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, help="output folder (default: a temporary one)")
-    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--config", default="tiny", help="configuration (default %(default)s)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = (a.out or Path(tmp) / "pipeline").resolve()
-        cmd = [sys.executable, "jobs/pipeline.py", "--preset", a.preset, "--out", str(out)]
+        cmd = [sys.executable, "jobs/pipeline.py", "--config", a.config, "--out", str(out)]
         wall, peak, text = run_and_watch(cmd)
         rerun, _, again = run_and_watch(cmd)
         stages = json.loads((out / "stages.json").read_text())
     print(text[text.rfind("pipeline finished"):])
     print("seconds per stage: " + ", ".join(f"{k} {v['seconds']:.0f}" for k, v in stages.items()))
-    print(f"pipeline ({a.preset}) from nothing: {wall:.0f} s = {wall / 60:.1f} min "
+    print(f"pipeline ({a.config}) from nothing: {wall:.0f} s = {wall / 60:.1f} min "
           f"({wall / 600:.2f} of the 10-minute budget); peak memory (all processes) {peak:.2f} GiB")
     print(f"baseline: the immediate rerun {rerun:.0f} s, skipping {again.count('up to date, skipped')} stages "
           f"(×{wall / rerun:.1f})")

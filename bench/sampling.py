@@ -1,5 +1,5 @@
 """Sampling throughput: Euler with batched CFG (conditional and unconditional halves in one forward) vs
-two-pass CFG, same model, same run. Default: DiT-tiny on 8×8×8 latents (the tiny preset) on CPU;
+two-pass CFG, same model, same run. Default: DiT-tiny on 8×8×8 latents (configs/tiny.yaml) on CPU;
 --size B --latent 16 --channels 32 for the paper setting on a GPU."""
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """Generate a synthetic data set (ROOT/ID_k/*.png, same layout and format as the training data) from a
 trained DiT, or from a registered generator (--model models:/mdaug-generator@best: its DiT, VA-VAE and sampling
-settings, downloaded beside --out; flags and --sampling-config still override the settings). Atomic: the folder
-appears only when complete; a rerun after a crash finishes the missing images with the same bytes."""
+settings, downloaded beside --out). Atomic: the folder appears only when complete; a rerun after a crash finishes
+the missing images with the same bytes.
+Sampling settings: the `sampling` section of --config (configs/tiny.yaml by default), then the registered model's,
+then --sampling-config (e.g. the sweep's best_sampling.yaml), then dotted key=value overrides of the section,
+e.g. steps=50 cfg_scale=4 cfg_interval_start=0.1 timestep_shift=0.3 method=heun."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from mdaug.flow.sampler import SamplingConfig
+from mdaug.config import add_config_arguments, load_config
 from mdaug.ray_mlflow.generate_job import run_generate_job
 from mdaug.ray_mlflow.generator_model import download_generator
 from mdaug.ray_mlflow.tracking import folder_store, tracking_uri
@@ -41,11 +44,6 @@ def main() -> None:
     ap.add_argument("--per-person", type=int, required=True, help="images per person")
     ap.add_argument("--out", type=Path, required=True, help="output folder (must not exist, or hold this generation)")
     ap.add_argument("--sampling-config", type=Path, help="YAML of sampling settings (e.g. best_sampling.yaml)")
-    ap.add_argument("--cfg-scale", type=float, help="classifier-free guidance scale (default 4.0)")
-    ap.add_argument("--steps", type=int, help="sampler steps (default 50)")
-    ap.add_argument("--cfg-interval-start", type=float, help="guidance only for t ≥ this (default 0.1)")
-    ap.add_argument("--timestep-shift", type=float, help="timestep shift s (default 0.3)")
-    ap.add_argument("--method", choices=("euler", "heun"), help="integrator (default euler)")
     ap.add_argument("--persons", help="comma-separated person ids (default: all)")
     ap.add_argument("--seed", type=int, default=0, help="run seed; each image's seed derives from it")
     ap.add_argument("--workers", type=int, default=2, help="generator actors (one GPU each with --gpus-per-worker)")
@@ -53,23 +51,22 @@ def main() -> None:
     ap.add_argument("--batch", type=int, help="images per sampler batch (part of the result's identity; default: the "
                     "registered model's, else 64)")
     ap.add_argument("--tracking-dir", type=Path, help="where the sqlite MLflow store is (default: the training --out)")
+    add_config_arguments(ap, "sampling")
     a = ap.parse_args()
     try:
         if a.model and not a.tracking_dir and folder_store():
             raise ValueError("--model needs --tracking-dir (the folder holding mlflow.db) or MLFLOW_TRACKING_URI")
         tracking = a.tracking_dir or (Path(a.dit).resolve().parent.parent if a.dit else a.out.resolve().parent)
-        base = {"steps": 50, "cfg_scale": 4.0, "cfg_interval_start": 0.1, "timestep_shift": 0.3}
+        layers = []
         dit, vae, batch = a.dit and resolve_dit(a.dit, tracking), a.vae, a.batch or 64
         if a.model:  # beside the output, kept: a resumed run names the same VA-VAE file
             model = download_generator(a.model, tracking_uri(tracking), a.out.parent / f".{a.out.name}.model")
             print(f"{a.model}: {model.name} version {model.version}")
-            base |= model.sampling
+            layers.append(model.sampling)
             dit, vae, batch = str(model.dit), a.vae or str(model.vae), a.batch or model.batch
         if a.sampling_config:
-            base |= yaml.safe_load(a.sampling_config.read_text())
-        flags = {"cfg_scale": a.cfg_scale, "steps": a.steps, "cfg_interval_start": a.cfg_interval_start,
-                 "timestep_shift": a.timestep_shift, "method": a.method}
-        sampling = SamplingConfig(**base | {k: v for k, v in flags.items() if v is not None})
+            layers.append(yaml.safe_load(a.sampling_config.read_text()))
+        sampling = load_config(a.config, a.overrides, "sampling", layers)
         persons = [int(p) for p in a.persons.split(",")] if a.persons else None
         run_generate_job(dit, a.out, a.per_person, sampling, persons, a.seed, vae, a.workers, a.gpus_per_worker,
                          tracking_dir=tracking, batch=batch)

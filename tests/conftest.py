@@ -59,7 +59,7 @@ FAST = ["cpus_per_worker=0.5", "classifier.steps=20", "vae.epochs=2", "vae.steps
 
 @pytest.fixture(scope="session")
 def manifest64(tmp_path_factory) -> Path:
-    """4 simulated persons × 12 images at 64² (the tiny preset's size), split 50/25/25."""
+    """4 simulated persons × 12 images at 64² (configs/tiny.yaml's size), split 50/25/25."""
     from mdaug.data.split import make_split
     from mdaug.sim import SimConfig, simulate_dataset
 
@@ -72,17 +72,16 @@ def manifest64(tmp_path_factory) -> Path:
 
 
 def small_pipeline(out: Path):
-    """4 simulated persons × 12 recordings at 64² (and 4 other walkers × 8 for the autoencoder): tiny preset,
+    """4 simulated persons × 12 recordings at 64² (and 4 other walkers × 8 for the autoencoder): configs/tiny.yaml,
     FAST training on 2 DDP workers, a DiT for k = 2, a 2-trial sweep, a 14-training evaluation."""
-    from mdaug.evaluation.config import eval_config
-    from mdaug.pipeline import pipeline_config
-    from mdaug.ray_mlflow.sweep import SweepConfig
-    from mdaug.sim import SimConfig
+    from mdaug.config import load_config
 
-    return pipeline_config("tiny", out=out, workers=2, sim=SimConfig(persons=4, per_person=12, size=64),
-                           aux=SimConfig(persons=4, first_person=4, per_person=8, size=64), generator_ks=(2,),
-                           train_overrides=tuple(FAST), sweep=SweepConfig(trials=2, per_person=2, steps=(4, 16)),
-                           evaluation=eval_config("tiny", ks=(2,), seeds=2, steps=10, converge=False))
+    return load_config("tiny", [f"out={out}", "workers=2", "sim.persons=4", "sim.per_person=12", "aux.persons=4",
+                                "aux.first_person=4", "aux.per_person=8", "generator_ks=[2]", "sweep.trials=2",
+                                "sweep.per_person=2", "sweep.steps=[4,16]", "sweep.cfg_scale=[1,12]",
+                                "evaluation.ks=[2]",
+                                "evaluation.control_ks=[2]", "evaluation.seeds=2", "evaluation.steps=10",
+                                "evaluation.converge=false", *(f"train.{o}" for o in FAST)])
 
 
 @pytest.fixture(scope="session")

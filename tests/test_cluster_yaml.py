@@ -27,6 +27,8 @@ from mlflow.environment_variables import (
 from ray.autoscaler._private.util import prepare_config, validate_config
 from ray.runtime_env import RuntimeEnv
 
+from mdaug.config import load_config
+
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER = (REPO / "cluster.yaml").read_text()
 RAYJOB = (REPO / "k8s" / "rayjob.yaml").read_text()
@@ -266,7 +268,11 @@ def check_rayjob(text: str) -> None:
     argv = shlex.split(spec["entrypoint"])
     assert argv[0] == "python" and argv[1].startswith("jobs/") and (REPO / argv[1]).is_file(), argv
     source = (REPO / argv[1]).read_text()
+    if "add_config_arguments(" in source:  # --config comes from mdaug.config
+        source += (REPO / "platform/mdaug/config.py").read_text()
     assert all(f'"{a}"' in source for a in argv[2:] if a.startswith("--")), argv
+    config = argv[argv.index("--config") + 1] if "--config" in argv else "tiny"  # its overrides are valid keys
+    load_config(config, [a for a in argv[2:] if "=" in a and not a.startswith("-")])
 
     # runtime_env: valid for Ray; MLflow's URI (no password) in env_vars; the project's dependencies at their
     # tested versions (pyproject's names, constraints.txt's versions).
@@ -289,7 +295,8 @@ BROKEN_RAYJOB = {
     "other ray": ('rayVersion: "2.60.0"', 'rayVersion: "2.52.0"', "2.52.0"),
     "no gpu": ('limits: {cpu: "8", memory: 32Gi, nvidia.com/gpu: 1}', 'limits: {cpu: "8", memory: 32Gi}', "nvidia"),
     "missing script": ("python jobs/pipeline.py", "python jobs/run_pipeline.py", "run_pipeline"),
-    "unknown option": ("--preset paper", "--preset-name paper", "--preset-name"),
+    "unknown option": ("--config paper", "--configuration paper", "--configuration"),
+    "unknown key": ("resource_wait_s=900", "resource_wait=900", "unknown configuration key 'resource_wait'"),
     "password in runtime_env": ("    env_vars:\n", '    env_vars:\n      MLFLOW_TRACKING_PASSWORD: "x"\n', "Secret"),
     "no cleanup": ("shutdownAfterJobFinishes: true", "shutdownAfterJobFinishes: false", "delete the cluster"),
     "python 3.10 worker": ("image: rayproject/ray:2.60.0-py311-gpu", "image: rayproject/ray:2.60.0-py310-gpu", "py310"),

@@ -19,11 +19,12 @@ from conftest import margin
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
+from mdaug.config import load_config
 from mdaug.data.manifest import Manifest
 from mdaug.data.split import make_split
 from mdaug.data.validate import validate
 from mdaug.evaluation.budget import BudgetError, assign_generators
-from mdaug.evaluation.config import EvalConfig, eval_config, parse_ks
+from mdaug.evaluation.config import EvalConfig
 from mdaug.evaluation.leakage import LeakageError, check_leakage
 from mdaug.evaluation.sets import load_eval_data
 from mdaug.ray_mlflow.eval_job import run_evaluation
@@ -64,14 +65,12 @@ def sim_eval(tmp_path_factory, seed) -> dict[str, Path]:
 
 
 def test_config_errors():
-    assert parse_ks("5, 10,all") == (5, 10, 0)
-    with pytest.raises(ValueError, match="neither a positive count"):
-        parse_ks("5,x")
     with pytest.raises(ValueError, match="≥ 2 for a confidence interval"):
         EvalConfig(seeds=1)
     with pytest.raises(ValueError, match="unknown arms"):
         EvalConfig(arms=("real", "real+synthetic", "magic"))
-    assert eval_config("tiny", ratios=(0.5, 2.0)).reference_ratio == 0.5
+    with pytest.raises(ValueError, match=r"reference ratio 1.0 is not one of --ratios \(0.5, 2.0\)"):
+        load_config("tiny", ["ratios=[0.5,2]"], "evaluation")
     with pytest.raises(ValueError, match=r"control k values \(20,\) must be among"):
         EvalConfig(ks=(5, 10), control_ks=(20,))
 
@@ -79,19 +78,21 @@ def test_config_errors():
 def test_controls_run_at_control_ks_and_the_primary_pair_everywhere():
     from mdaug.evaluation.arms import plan_runs
 
-    specs = plan_runs(eval_config("tiny"), has_oracle=True)
+    specs = plan_runs(load_config("tiny", section="evaluation"), has_oracle=True)
     at = {k: {s.name for s in specs if s.k == k} for k in (5, 10)}
     assert at[10] == {"real", "real+synthetic@1"}
     assert at[5] == {"real", "real+synthetic@1", "real+classic", "synthetic-only", "oracle@1", "random-labels@1",
                      "A/A"}
     assert all(sum(1 for s in specs if (s.name, s.k) == (n, k)) == 8 for k in at for n in at[k])  # 8 seeds each
-    assert eval_config("tiny", ks=(2, 4)).control_ks == (2,)
+    with pytest.raises(ValueError, match=r"control k values \(5,\) must be among --k \(2, 4\)"):
+        load_config("tiny", ["ks=[2,4]"], "evaluation")
 
 
 def test_harness_detects_oracle_gain_and_no_aa_gain(sim_eval, ray_local, tmp_path):
-    cfg = eval_config("tiny", data=str(sim_eval["manifest"]), synthetic=(str(sim_eval["synthetic"]),),
-                      oracle=str(sim_eval["oracle"]), ks=(3,), seeds=8, steps=60, max_steps=120,
-                      out=str(tmp_path / "eval"), experiment="eval-test")
+    cfg = replace(load_config("tiny", ["ks=[3]", "control_ks=[3]", "seeds=8", "steps=60", "max_steps=120",
+                                       "experiment=eval-test"], "evaluation"),
+                  data=str(sim_eval["manifest"]), synthetic=(str(sim_eval["synthetic"]),),
+                  oracle=str(sim_eval["oracle"]), out=str(tmp_path / "eval"))
     lines: list[str] = []
     outcome = run_evaluation(cfg, tracking_dir=tmp_path, echo=lines.append)
     rows = {r.arm: r for r in outcome.rows}
@@ -193,8 +194,8 @@ def test_copies_of_test_images_are_refused_before_training(sim_eval, tmp_path):
     gen.save(tmp_path / "gen_manifest.json")
     syn2 = shutil.copytree(sim_eval["synthetic"], tmp_path / "syn2")
     as_generated(syn2, tmp_path / "gen_manifest.json", 3)
-    cfg = eval_config("tiny", data=str(sim_eval["manifest"]), synthetic=(str(syn2),), ks=(3,),
-                      out=str(tmp_path / "eval"))
+    cfg = replace(load_config("tiny", ["ks=[3]", "control_ks=[3]"], "evaluation"), data=str(sim_eval["manifest"]),
+                  synthetic=(str(syn2),), out=str(tmp_path / "eval"))
     with pytest.raises(LeakageError, match="generator training data"):
         run_evaluation(cfg, tracking_dir=tmp_path)
     assert not (tmp_path / "eval").exists() and not (tmp_path / "mlflow.db").exists()
@@ -249,8 +250,8 @@ def test_any_id_folder_without_oracle(tmp_path, ray_local):
     manifest, _ = make_split(tmp_path / "data", val=0.2, test=0.2, progress=False)
     manifest.save(tmp_path / "manifest.json")
     as_generated(tmp_path / "gen", tmp_path / "manifest.json", 2)
-    cfg = eval_config("default", data=str(tmp_path / "manifest.json"), synthetic=(str(tmp_path / "gen"),), ks=(2,),
-                      ratios=(1.0,), seeds=2, steps=15, converge=False, out=str(tmp_path / "eval"))
+    cfg = EvalConfig(data=str(tmp_path / "manifest.json"), synthetic=(str(tmp_path / "gen"),), ks=(2,),
+                     ratios=(1.0,), seeds=2, steps=15, converge=False, out=str(tmp_path / "eval"))
     notes: list[str] = []
     outcome = run_evaluation(cfg, tracking_dir=tmp_path, echo=notes.append)
     assert any("oracle arm skipped" in n for n in notes)

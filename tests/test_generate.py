@@ -65,7 +65,7 @@ def test_bad_requests_are_clear_errors(trained, tmp_path):
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     run = subprocess.run([sys.executable, REPO / "jobs" / "generate.py", "--dit", trained / "dit_k2" / "dit.pt",
-                          "--per-person", "1", "--out", tmp_path / "busy", "--steps", "2"],
+                          "--per-person", "1", "--out", tmp_path / "busy", "steps=2"],
                          capture_output=True, text=True, env={**os.environ, "RAY_ADDRESS": ""})
     assert run.returncode == 2 and "holds something else" in run.stderr
 
@@ -73,8 +73,8 @@ def test_bad_requests_are_clear_errors(trained, tmp_path):
 @pytest.mark.slow
 def test_killed_generation_leaves_no_folder_and_resumes_identically(trained, tmp_path, ray_local):
     dit = trained / "dit_k2" / "dit.pt"
-    args = [sys.executable, REPO / "jobs" / "generate.py", "--dit", dit, "--per-person", "12", "--steps", "20",
-            "--workers", "1", "--batch", "8", "--out", tmp_path / "a", "--tracking-dir", tmp_path]
+    args = [sys.executable, REPO / "jobs" / "generate.py", "--dit", dit, "--per-person", "12", "--workers", "1",
+            "--batch", "8", "--out", tmp_path / "a", "--tracking-dir", tmp_path, "steps=20"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "RAY_ADDRESS": ""}, start_new_session=True)
     partial = tmp_path / ".a.partial"
@@ -107,7 +107,7 @@ def test_pipeline_sweep_logs_trials_and_its_best_settings_drive_generation(train
     assert len(children) == 2 and all({"frechet", "identity_ratio", "memorisation_feature_ratio"} <= set(
         c.data.metrics) for c in children)
     assert all(c.data.tags["device"] == "cpu" and json.loads(c.data.tags["ray_resources"]) == {"CPU": 1.0}
-               for c in children)  # the preset's trial resources, as Ray gave them
+               for c in children)  # the configuration's trial resources, as Ray gave them
     assert {"trials.csv", "trials.md", "trials.png", "best_sampling.yaml"} <= {
         a.path for a in client.list_artifacts(parent.info.run_id)}
     synthetic = json.loads((trained.parent / "synthetic" / "k2" / "manifest.json").read_text())

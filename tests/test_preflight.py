@@ -30,7 +30,7 @@ def test_preflight_waits_for_the_autoscaler_and_refuses_after_the_wait():
     refused, grown = result["refused"], result["grown"]
     print(f"refused after {refused['seconds']} s (wait 2 s); passed after {grown['seconds']} s (node added at 1 s)")
     assert refused["error"].startswith("2 workers × 1.5 CPU need 3 CPUs; the cluster has 1 after waiting 2 s")
-    assert "resource_wait_s=SECONDS (now 2)" in refused["error"] and "Lower --workers or cpus_per_worker" in \
+    assert "resource_wait_s=SECONDS (now 2)" in refused["error"] and "Lower workers or cpus_per_worker" in \
         refused["error"]
     assert 2.0 <= refused["seconds"] < 4.0
     assert grown["request_during"] == [{"CPU": 1.5}, {"CPU": 1.5}]  # one bundle per worker

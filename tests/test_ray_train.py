@@ -15,9 +15,9 @@ import torch
 from conftest import FAST
 from mlflow.tracking import MlflowClient
 
+from mdaug.config import load_config
 from mdaug.data.manifest import Manifest
 from mdaug.models.vavae import load_vae
-from mdaug.ray_mlflow.config import build_config
 from mdaug.ray_mlflow.preflight import check_resources, load_verified_manifest
 from mdaug.ray_mlflow.train_job import run_train_job
 from mdaug.training.dit_module import load_dit
@@ -85,8 +85,8 @@ def test_killed_worker_resumes_from_checkpoint(trained, ray_local, tmp_path):
     (out / "latents").symlink_to(trained / "latents")  # DiT stage on the latents made above
     (out / "classifier").symlink_to(trained / "classifier")
     epochs = 4
-    cfg = build_config("dit", str(trained.parent / "manifest.json"), "tiny",
-                       [*FAST, f"dit.epochs={epochs}", "dit.train_per_person=2"], out=str(out), workers=2)
+    cfg = replace(load_config("tiny", [*FAST, f"dit.epochs={epochs}", "dit.train_per_person=2", "workers=2"], "train"),
+                  stage="dit", data=str(trained.parent / "manifest.json"), out=str(out))
     errors: list[BaseException] = []
     thread = threading.Thread(target=lambda: _capture(errors, run_train_job, cfg))
     thread.start()
@@ -148,13 +148,14 @@ def test_bad_input_is_refused_before_training(manifest64, tmp_path, ray_local):
     (tmp_path / "changed.json").write_text(json.dumps(m))
     with pytest.raises(ValueError, match=r"1 files changed \['ID_"):
         load_verified_manifest(str(tmp_path / "changed.json"))
-    with pytest.raises(ValueError, match="unknown configuration key 'vae.learning_rate'"):
-        build_config("vae", str(manifest64), "tiny", ["vae.learning_rate=1"])
-    with pytest.raises(ValueError, match="unknown configuration key 'colour'"):
-        build_config("vae", str(manifest64), "tiny", ["colour=red"])
-    with pytest.raises(ValueError, match="expected a int"):
-        build_config("vae", str(manifest64), "tiny", ["vae.epochs=many"])
-    cfg = build_config("vae", str(manifest64), "tiny", ["vae.lr=3e-4"], out=str(tmp_path / "o"))
+    with pytest.raises(ValueError, match="unknown configuration key 'vae.learning_rate'; valid keys under vae: .*lr"):
+        load_config("tiny", ["vae.learning_rate=1"], "train")
+    with pytest.raises(ValueError, match="unknown configuration key 'colour'; valid keys: classifier, .*workers"):
+        load_config("tiny", ["colour=red"], "train")
+    with pytest.raises(ValueError, match="vae.epochs: Value 'many' of type 'str' could not be converted to Integer"):
+        load_config("tiny", ["vae.epochs=many"], "train")
+    cfg = replace(load_config("tiny", ["vae.lr=3e-4"], "train"), stage="vae", data=str(manifest64),
+                  out=str(tmp_path / "o"))
     assert cfg.vae.lr == 3e-4 and cfg.vae.epochs == 6
     with pytest.raises(ValueError, match=r"need \d+ CPUs; the cluster has \d+"):
         check_resources(replace(cfg, workers=800))
@@ -166,8 +167,8 @@ def test_bad_input_is_refused_before_training(manifest64, tmp_path, ray_local):
         run_train_job(replace(cfg, resume=True, vae=replace(cfg.vae, batch_size=4)))
 
 
-def test_checkpoint_from_another_preset_is_refused(trained, tmp_path):
-    with pytest.raises(ValueError, match="trained with VAE preset 'tiny', not 'small'"):
+def test_checkpoint_of_another_architecture_is_refused(trained, tmp_path):
+    with pytest.raises(ValueError, match="trained as VAE architecture 'tiny', not 'small'"):
         load_vae(trained / "vae" / "vae.pt", "small")
     torch.save({"format": "other"}, tmp_path / "x.pt")
     with pytest.raises(ValueError, match="not an mdaug VAE checkpoint"):

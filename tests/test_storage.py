@@ -13,7 +13,7 @@ from s3_server import s3_keys, s3_server
 from mdaug import storage
 from mdaug.data.images import ImageReadError, load_rows, open_image
 from mdaug.data.manifest import Manifest
-from mdaug.models.vavae import VAE_PRESETS, AutoencoderKL, load_vae, save_vae
+from mdaug.models.vavae import VAE_ARCHITECTURES, AutoencoderKL, load_vae, save_vae
 from mdaug.ray_mlflow.data_staging import publish_manifest
 
 BUCKET = "mdaug-test"
@@ -85,7 +85,7 @@ def test_a_manifest_is_staged_once_where_workers_read_it(s3, manifest64, tmp_pat
 
 
 def test_checkpoints_and_images_load_from_s3_with_clear_errors(s3, manifest64, tmp_path):
-    vae = AutoencoderKL(VAE_PRESETS["tiny"])
+    vae = AutoencoderKL(VAE_ARCHITECTURES["tiny"])
     save_vae(vae, tmp_path / "vae.pt", "tiny")
     uri = storage.publish(tmp_path / "vae.pt", f"s3://{BUCKET}/ckpt/vae.pt")
     assert load_vae(uri, "tiny").identity() == vae.identity()

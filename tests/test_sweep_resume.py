@@ -62,8 +62,9 @@ def test_same_inputs_resume_and_other_inputs_start_afresh(trained, tmp_path, ray
     assert len(runs) == 1 and runs[0].data.tags["device"] == "cpu"  # no GPU given: generation and scoring on cpu
     assert json.loads(runs[0].data.tags["ray_resources"]) == {"CPU": 2.0}  # what Ray gave the trial: the config's
     rows = _trials(out)
-    with pytest.raises(ValueError, match=r"a sweep trial needs 1 GPU; the cluster has 0 GPU\. Lower --cpus-per-trial / "
-                                         r"--gpus-per-trial, or .* --resource-wait-s SECONDS \(now 0\)"):
+    with pytest.raises(ValueError, match=r"a sweep trial needs 1 GPU; the cluster has 0 GPU\. Lower "
+                                         r"sweep\.cpus_per_trial / sweep\.gpus_per_trial, or .* --resource-wait-s "
+                                         r"SECONDS .*now 0\)"):
         run_sweep(dit, None, out, replace(one, gpus_per_trial=1), tracking_dir=tmp_path)  # not a wait forever
 
     # the same inputs: the finished experiment is restored, no trial runs again
@@ -90,7 +91,7 @@ def test_same_inputs_resume_and_other_inputs_start_afresh(trained, tmp_path, ray
 def test_killed_sweep_resumes_to_the_uninterrupted_trials(trained, tmp_path, ray_local):
     dit, out = trained / "dit_k2" / "dit.pt", tmp_path / "sweep"
     args = [sys.executable, REPO / "tests" / "sweep_job.py", "--dit", dit, "--out", out, "--tracking-dir", tmp_path,
-            "--trials", "2", "--per-person", "2", "--steps-range", "4", "16"]
+            "trials=2", "per_person=2", "steps=[4,16]", "cfg_scale=[1,12]"]  # = PIPELINE_SWEEP
     # TUNE_GLOBAL_CHECKPOINT_S=0: Tune saves its state at every step, so the first finished trial shows at once
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=(tmp_path / "stderr.log").open("w"),
                             env={**os.environ, "RAY_ADDRESS": "", "TUNE_GLOBAL_CHECKPOINT_S": "0"},

@@ -7,7 +7,7 @@ import torch
 from conftest import margin
 
 from mdaug.models.foundation import DinoV2Encoder, build_foundation
-from mdaug.models.vavae import VAE_PRESETS, AutoencoderKL, VAEConfig, load_official_vavae
+from mdaug.models.vavae import VAE_ARCHITECTURES, AutoencoderKL, VAEConfig, load_official_vavae
 from mdaug.models.vavae_losses import (
     NLayerDiscriminator,
     PerceptualLoss,
@@ -22,7 +22,7 @@ SMALL = dict(ch=32, ch_mult=(1, 2, 2, 4), num_res_blocks=2, attn_resolutions=(4,
 
 
 def test_official_f16d32_shapes():
-    m = AutoencoderKL(VAE_PRESETS["f16d32"])
+    m = AutoencoderKL(VAE_ARCHITECTURES["f16d32"])
     assert abs(sum(p.numel() for p in m.parameters()) / 1e6 - 69.8) < 0.1
     keys = m.state_dict().keys()
     for k in ("encoder.down.4.attn.1.q.weight", "decoder.up.4.attn.2.proj_out.weight", "encoder.mid.attn_1.k.bias",
@@ -74,7 +74,7 @@ def test_posterior_api():
 
 def test_vae_overfits_a_batch(seed):
     torch.manual_seed(seed)
-    m = AutoencoderKL(VAE_PRESETS["tiny"])
+    m = AutoencoderKL(VAE_ARCHITECTURES["tiny"])
     x = torch.rand(4, 1, 64, 64) * 2 - 1
     x = torch.nn.functional.avg_pool2d(x, 5, 1, 2)  # smooth, image-like
     opt = torch.optim.Adam(m.parameters(), lr=1e-3)
@@ -148,6 +148,6 @@ def test_dinov2_from_local_weights(tmp_path):
     assert all(not p.requires_grad for p in enc.parameters())
     with pytest.raises(FileNotFoundError, match=r"no config.json.*facebook/dinov2-large"):
         build_foundation("dinov2", tmp_path / "nothing")
-    with pytest.raises(ValueError, match="needs --vf-weights"):
+    with pytest.raises(ValueError, match="needs vae.vf_weights"):
         build_foundation("dinov2")
     assert build_foundation("none") is None

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from mdaug.config import add_config_arguments, load_config
 from mdaug.data.validate import DEFAULT_PATTERN, ValidationReport
 
 
@@ -28,33 +29,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("simulate", help="make a data set of walking people with the built-in radar simulator",
-                       description="Simulate gait micro-Doppler spectrograms: ROOT/ID_k/*.png|jpg, "
-                                   "persons.json and preview.png. Same arguments give byte-identical files.")
+                       description="Simulate gait micro-Doppler spectrograms: ROOT/ID_k/*.png|jpg, persons.json and "
+                                   "preview.png. Same settings give byte-identical files. Settings: the sim section "
+                                   "of --config, then key=value overrides of it, e.g. persons=3 per_person=12 "
+                                   "size=128 colormap=jet first_sample=60 radar.prf_hz=2000 variation.snr_db=[5,25].")
     s.add_argument("--out", type=Path, required=True, help="output folder (must not exist or be empty)")
-    s.add_argument("--persons", type=int, default=31, help="number of walkers (default %(default)s)")
-    s.add_argument("--per-person", type=int, default=60, help="spectrograms per walker (default %(default)s)")
-    s.add_argument("--size", type=int, default=128, help="image side in pixels (default %(default)s)")
-    s.add_argument("--format", choices=("png", "jpg"), default="png", help="file format (default png)")
-    s.add_argument("--colormap", choices=("gray", "jet"), default="gray",
-                   help="gray (8-bit) or jet RGB pseudo-colour, like the original data set")
-    s.add_argument("--seed", type=int, default=0, help="draws the persons and every recording")
-    s.add_argument("--first-sample", type=int, default=0,
-                   help="index of each person's first recording: past an existing set, fresh recordings of the "
-                        "same persons (default %(default)s)")
-    s.add_argument("--carrier-ghz", type=float, default=24.0, help="radar carrier frequency in GHz")
-    s.add_argument("--prf", type=float, default=2400.0,
-                   help="pulse repetition frequency in Hz; refused if below twice the largest Doppler")
-    s.add_argument("--duration", type=float, default=2.5,
-                   help="seconds per spectrogram; refused if shorter than one gait cycle")
-    s.add_argument("--window", type=float, default=0.128, help="STFT window length in seconds")
-    s.add_argument("--dynamic-range", type=float, default=45.0, help="dB kept below each image's peak")
-    s.add_argument("--snr-db", type=float, nargs=2, default=(10.0, 30.0), metavar=("LO", "HI"),
-                   help="per-recording SNR range in dB")
-    s.add_argument("--aspect-deg", type=float, nargs=2, default=(-20.0, 20.0), metavar=("LO", "HI"),
-                   help="per-recording angle between walking direction and line of sight")
-    s.add_argument("--range-m", type=float, nargs=2, default=(5.0, 9.0), metavar=("LO", "HI"),
-                   help="per-recording start distance from the radar")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_arguments(s, "sim")
 
     v = sub.add_parser("validate", help="check a ROOT/ID_k folder tree and report every problem",
                        description="Decode every image under ROOT/ID_k (sub-folders included) and report "
@@ -88,16 +69,13 @@ def _check(report: ValidationReport, on_bad: str) -> None:
 
 
 def _simulate(a: argparse.Namespace) -> None:
-    from mdaug.sim import RadarConfig, SimConfig, VariationConfig, simulate_dataset
+    from mdaug.sim import simulate_dataset
 
-    radar = RadarConfig(carrier_hz=a.carrier_ghz * 1e9, prf_hz=a.prf, duration_s=a.duration, window_s=a.window,
-                        dynamic_range_db=a.dynamic_range)
-    variation = VariationConfig(snr_db=tuple(a.snr_db), aspect_deg=tuple(a.aspect_deg), range_m=tuple(a.range_m))
-    cfg = SimConfig(persons=a.persons, per_person=a.per_person, size=a.size, image_format=a.format,
-                    colormap=a.colormap, seed=a.seed, first_sample=a.first_sample, radar=radar, variation=variation)
+    cfg = load_config(a.config, a.overrides, "sim")
     t0 = time.perf_counter()
     summary = simulate_dataset(a.out, cfg, progress=not a.quiet)
-    print(f"wrote {a.persons} × {a.per_person} images to {a.out} in {time.perf_counter() - t0:.1f} s "
+    print(f"wrote {cfg.persons} × {cfg.per_person} images of {cfg.size}² to {a.out} in "
+          f"{time.perf_counter() - t0:.1f} s "
           f"(largest Doppler {summary['max_doppler_hz']:.0f} Hz; preview: {a.out / 'preview.png'})")
 
 

@@ -1,8 +1,8 @@
-"""One typed configuration for the augmentation-gain evaluation, with presets."""
+"""The typed configuration of the augmentation-gain evaluation (the `evaluation` section of configs/*.yaml)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from mdaug.augment import AugmentConfig
 
@@ -13,7 +13,7 @@ ALL = 0  # k = ALL: every real train image of each person
 class EvalConfig:
     """What `eval/augmentation_gain.py` trains and compares.
 
-    data: split manifest of the real data; its test split is the only test set.
+    data: split manifest of the real data; its test split is the only test set (set by --data, or the pipeline).
     synthetic: generated folders (jobs/generate.py), each with its manifest.json naming what its generator saw;
       the arms at k use the one whose generator saw, of the task's persons, only images of the k-subset.
     oracle: an ID_k folder of fresh simulator images of the same persons (simulated data only), or None.
@@ -83,41 +83,6 @@ class EvalConfig:
         from mdaug.evaluation.arms import ALL_ARMS
 
         return tuple(a for a in ALL_ARMS if self.arms is None or a in self.arms)
-
-
-PRESETS: dict[str, dict] = {
-    # 2-core CPU: the data's own size, two small k, the primary comparison at both and the controls at the
-    # smallest; a narrower classifier, converged when doubling its steps adds ≤ 2 points.
-    "tiny": {"ks": (5, 10), "control_ks": (5,), "ratios": (1.0,), "width": 64, "convergence_points": 2.0,
-             "arms": ("real", "real+synthetic", "real+classic", "synthetic-only", "oracle", "random-labels", "A/A")},
-    "default": {},
-}
-
-
-def eval_config(preset: str = "default", **values) -> EvalConfig:
-    """A preset, then explicit values (None = not given)."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown evaluation preset {preset!r}; use one of {', '.join(PRESETS)}")
-    given = {k: v for k, v in values.items() if v is not None}
-    if "ratios" in given and "reference_ratio" not in given:
-        given["reference_ratio"] = 1.0 if 1.0 in given["ratios"] else given["ratios"][0]
-    if "ks" in given and "control_ks" not in given and PRESETS[preset].get("control_ks") is not None:
-        given["control_ks"] = given["ks"][:1]  # the preset's rule: controls at the first k
-    return replace(EvalConfig(**PRESETS[preset]), **given)
-
-
-def parse_ks(text: str) -> tuple[int, ...]:
-    """'5,10,all' → (5, 10, ALL)."""
-    out = []
-    for part in text.split(","):
-        part = part.strip().lower()
-        if part == "all":
-            out.append(ALL)
-        elif part.isdigit() and int(part) > 0:
-            out.append(int(part))
-        else:
-            raise ValueError(f"--k: {part!r} is neither a positive count nor 'all'")
-    return tuple(out)
 
 
 def k_label(k: int) -> str:

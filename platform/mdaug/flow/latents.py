@@ -74,11 +74,11 @@ def decode_latents(vae: nn.Module, z_normalized: torch.Tensor, stats: LatentStat
 class EncodeBatch:
     """Ray Data actor: the VAE encoder, loaded once per actor (this module imports only torch: actors start fast)."""
 
-    def __init__(self, vae_uri: str, preset: str) -> None:
+    def __init__(self, vae_uri: str, architecture: str) -> None:
         from mdaug.models.vavae import load_vae
 
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.vae = load_vae(vae_uri, preset).to(self.device)
+        self.vae = load_vae(vae_uri, architecture).to(self.device)
 
     @torch.no_grad()
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

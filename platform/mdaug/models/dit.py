@@ -40,7 +40,7 @@ DIT_SIZES: dict[str, dict[str, int]] = {
 
 
 def dit_config(size: str, **kw) -> DiTConfig:
-    """A preset ("tiny", "S", "B", "L", "XL") with the given data fields (input_size, in_channels, …)."""
+    """A size ("tiny", "S", "B", "L", "XL") with the given data fields (input_size, in_channels, …)."""
     if size not in DIT_SIZES:
         raise ValueError(f"unknown DiT size {size!r}; choose from {', '.join(DIT_SIZES)}")
     return replace(DiTConfig(**kw), **DIT_SIZES[size])

@@ -59,6 +59,6 @@ def build_foundation(kind: str, weights: str | Path | None = None) -> DinoV2Enco
         return None
     if kind == "dinov2":
         if weights is None:
-            raise ValueError(f"the dinov2 VF encoder needs --vf-weights. {DINOV2_HELP}")
+            raise ValueError(f"the dinov2 VF encoder needs vae.vf_weights (a local DINOv2 folder). {DINOV2_HELP}")
         return DinoV2Encoder(weights)
     raise ValueError(f"unknown foundation encoder {kind!r}; use dinov2 or none")

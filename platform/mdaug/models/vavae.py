@@ -37,12 +37,12 @@ class VAEConfig:
         return self.resolution // self.downsample
 
 
-VAE_PRESETS: dict[str, VAEConfig] = {
+VAE_ARCHITECTURES: dict[str, VAEConfig] = {
     "f16d32": VAEConfig(),
-    # CPU preset for the embedded default: 64² gray → 16 × 16 × 8. Narrow (8 channels at full resolution, 0.6 GFLOP
-    # per image for a training step: ×3.8 cheaper than 16) so it gets hundreds of steps on 2 cores; f4 keeps the
-    # limb arches; 8 latent channels keep more identity than 4 (reconstruction identity ratio 0.78 vs 0.67 after
-    # 750 steps with the identity loss).
+    # CPU architecture for the embedded default: 64² gray → 16 × 16 × 8. Narrow (8 channels at full resolution,
+    # 0.6 GFLOP per image for a training step: ×3.8 cheaper than 16) so it gets hundreds of steps on 2 cores; f4
+    # keeps the limb arches; 8 latent channels keep more identity than 4 (reconstruction identity ratio 0.78 vs
+    # 0.67 after 750 steps with the identity loss).
     "tiny": VAEConfig(ch=8, ch_mult=(1, 2, 4), num_res_blocks=1, attn_resolutions=(), z_channels=8,
                       resolution=64, in_channels=1, out_ch=1),
     "small": VAEConfig(ch=64, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=1, attn_resolutions=(8,), z_channels=16,
@@ -284,11 +284,11 @@ def load_official_vavae(path: str | Path, *, ch: int = 128, ch_mult: tuple[int, 
     return model
 
 
-def save_vae(model: AutoencoderKL, path: str | Path, preset: str, extra: dict | None = None) -> str:
+def save_vae(model: AutoencoderKL, path: str | Path, architecture: str, extra: dict | None = None) -> str:
     """Write a standalone mdaug VAE checkpoint; returns the model identity stored in it."""
     identity = model.identity()
-    torch.save({"format": "mdaug-vae/1", "config": asdict(model.config), "preset": preset, "identity": identity,
-                "state_dict": model.state_dict(), **(extra or {})}, path)
+    torch.save({"format": "mdaug-vae/1", "config": asdict(model.config), "architecture": architecture,
+                "identity": identity, "state_dict": model.state_dict(), **(extra or {})}, path)
     return identity
 
 
@@ -299,17 +299,17 @@ def vae_record(path: str | Path) -> dict:
     return {k: v for k, v in ckpt.items() if k != "state_dict"}
 
 
-def load_vae(path: str | Path, preset: str | None = None) -> AutoencoderKL:
-    """Load a checkpoint written by save_vae (a local path or a storage URI); with `preset`, refuse one trained
-    for another preset."""
+def load_vae(path: str | Path, architecture: str | None = None) -> AutoencoderKL:
+    """Load a checkpoint written by save_vae (a local path or a storage URI); with `architecture`, refuse one
+    trained as another."""
     if not storage.exists(path):
         raise FileNotFoundError(f"VAE checkpoint {path} not found; train one with `jobs/train.py --stage vae`")
     ckpt = storage.torch_load(path, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or ckpt.get("format") != "mdaug-vae/1":
         raise ValueError(f"{path} is not an mdaug VAE checkpoint (an official one loads with load_official_vavae)")
-    if preset is not None and ckpt["preset"] != preset:
-        raise ValueError(f"{path} was trained with VAE preset {ckpt['preset']!r}, not {preset!r}; "
-                         "use the matching --preset or retrain the VAE")
+    if architecture is not None and ckpt["architecture"] != architecture:
+        raise ValueError(f"{path} was trained as VAE architecture {ckpt['architecture']!r}, not {architecture!r}; "
+                         "set train.vae.architecture to match or retrain the VAE")
     cfg = VAEConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["config"].items()})
     model = AutoencoderKL(cfg)
     model.load_state_dict(ckpt["state_dict"])

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
+from mdaug import storage
+from mdaug.config import to_yaml
 from mdaug.pipeline.config import STAGES, PipelineConfig
 from mdaug.pipeline.steps import STAGE_FUNCTIONS, Context, Paths
 from mdaug.ray_mlflow.tracking import DESCRIPTION, folder_store, mlflow_run, tracking_uri
@@ -29,15 +31,21 @@ def _folder_fingerprint(root: Path) -> list:
             for p in sorted(root.rglob("*")) if p.is_file()] if root.is_dir() else []
 
 
+def training_settings(cfg: PipelineConfig) -> dict:
+    """What every training stage shares (workers, resources, seed, checkpoints), as the pipeline runs them."""
+    shared = {k: v for k, v in asdict(cfg.train).items() if k not in ("classifier", "vae", "dit")}
+    return shared | {"workers": cfg.workers or cfg.train.workers}
+
+
 def stage_keys(cfg: PipelineConfig, paths: Paths, stages: list[str]) -> dict[str, str]:
     """Each stage's key hashes its own settings and the key of the stage before it."""
     own = {
         "simulate": [asdict(cfg.sim), asdict(cfg.aux) if cfg.aux else None],
         "validate": [str(paths.data), asdict(cfg.sim) if cfg.data is None else _folder_fingerprint(paths.data)],
         "split": [cfg.val, cfg.test, cfg.split_seed, cfg.storage],  # a new storage: every artifact made anew
-        "classifier": [cfg.train_preset, cfg.train_overrides],
-        "vae": [cfg.train_preset, cfg.train_overrides, cfg.workers],
-        "latents": [], "dit": [cfg.dit_ks],
+        "classifier": [training_settings(cfg), asdict(cfg.train.classifier)],
+        "vae": [asdict(cfg.train.vae)],
+        "latents": [], "dit": [cfg.dit_ks, asdict(cfg.train.dit)],
         "sweep": [asdict(cfg.sweep), asdict(cfg.sampling)],
         "generate": [asdict(cfg.evaluation), cfg.generator_ks],  # the evaluation decides how many per person
         "evaluate": [asdict(cfg.evaluation)],
@@ -125,14 +133,21 @@ def _run(cfg: PipelineConfig, out: Path, start: str | None, only: str | None,
     paths = Paths(out, Path(cfg.data).resolve() if cfg.data else out / "data", cfg.storage)
     if cfg.data is not None and not paths.data.is_dir():
         raise FileNotFoundError(f"--data {paths.data} is not a folder (expected ROOT/ID_1 … ROOT/ID_31)")
+    for key, value in (("train.vae.checkpoint", cfg.train.vae.checkpoint), ("train.vae.vf_weights",
+                                                                            cfg.train.vae.vf_weights)):
+        if value and not storage.exists(value):  # refused now, not after the stages before the VA-VAE's
+            raise FileNotFoundError(f"{key}={value} not found (the official VA-VAE checkpoint is "
+                                    "vavae-imagenet256-f16d32-dinov2.pt from hustvl/LightningDiT's README; DINOv2 "
+                                    "weights a local Hugging Face folder): give an absolute path or a storage URI")
     stages = [s for s in STAGES if not (s == "simulate" and cfg.data is not None)]
     for name in (start, only):
         if name is not None and name not in stages:
             raise ValueError(f"unknown or inactive stage {name!r}; stages: {', '.join(stages)}")
     keys, log = stage_keys(cfg, paths, stages), StageLog(out)
     t_all, forced, ran = time.perf_counter(), False, []
-    tags = {"kind": "pipeline", "preset": cfg.preset}
+    tags = {"kind": "pipeline", "config": cfg.name}
     with mlflow_run(out, cfg.experiment, "pipeline", tags) as (client, run_id):
+        client.log_text(run_id, to_yaml(cfg), "config.yaml")  # the resolved configuration
         close_killed_runs(client, out, cfg.experiment, run_id, echo)
         ctx = Context(cfg, paths, run_id, echo)
         for stage in stages:

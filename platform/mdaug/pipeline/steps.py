@@ -13,6 +13,7 @@ import numpy as np
 import yaml
 
 from mdaug.assessment import read_quality
+from mdaug.config import flatten
 from mdaug.data.manifest import Manifest
 from mdaug.data.split import split_report
 from mdaug.data.validate import ValidationReport, validate
@@ -21,11 +22,11 @@ from mdaug.evaluation.config import ALL, k_label
 from mdaug.flow.sampler import SamplingConfig
 from mdaug.models.vavae import vae_record
 from mdaug.pipeline.config import PipelineConfig
-from mdaug.ray_mlflow.config import build_config, flatten
 from mdaug.ray_mlflow.datasets import log_manifest_inputs
 from mdaug.ray_mlflow.eval_job import run_evaluation
 from mdaug.ray_mlflow.generate_job import run_generate_job
 from mdaug.ray_mlflow.generator_model import ALIAS, MODEL_NAME, log_generator
+from mdaug.ray_mlflow.sweep import OUTPUTS as SWEEP_OUTPUTS
 from mdaug.ray_mlflow.sweep import run_sweep
 from mdaug.ray_mlflow.tracking import log_params, mlflow_run
 from mdaug.ray_mlflow.train_job import run_train_job
@@ -177,19 +178,20 @@ def split(ctx: Context) -> None:
     _small_run(ctx, "split", {"val": c.val, "test": c.test, "seed": c.split_seed, **counts}, [ctx.paths.manifest], m)
 
 
-def vae_source(cfg: PipelineConfig) -> list[str]:
+def vae_source(cfg: PipelineConfig) -> dict:
     """What the autoencoder may see: other walkers (simulated data), else the smallest evaluated k-subset."""
     if cfg.data is None and cfg.aux is not None:
-        return ["vae.data=" + str(Path(cfg.out).resolve() / "aux_manifest.json")]
-    return [f"vae.train_per_person={cfg.dit_ks[0]}"]
+        return {"data": str(Path(cfg.out).resolve() / "aux_manifest.json")}
+    return {"train_per_person": cfg.dit_ks[0]}
 
 
-def _train(ctx: Context, stage: str, extra: list[str] = ()) -> None:
-    c = ctx.cfg
-    job = build_config(stage, str(ctx.paths.manifest), c.train_preset, [*vae_source(c), *c.train_overrides, *extra],
-                       out=str(ctx.paths.train), tracking_dir=str(ctx.paths.out), workers=c.workers,
-                       experiment=c.experiment, storage=ctx.paths.uri(ctx.paths.train) if c.storage else None,
-                       resource_wait_s=c.resource_wait_s)
+def _train(ctx: Context, stage: str, dit_k: int = 0) -> None:
+    c, t = ctx.cfg, ctx.cfg.train
+    job = replace(t, stage=stage, data=str(ctx.paths.manifest), out=str(ctx.paths.train),
+                  tracking_dir=str(ctx.paths.out), workers=c.workers or t.workers, experiment=c.experiment,
+                  storage=ctx.paths.uri(ctx.paths.train) if c.storage else "",
+                  resource_wait_s=c.resource_wait_s or t.resource_wait_s,
+                  vae=replace(t.vae, **vae_source(c)), dit=replace(t.dit, train_per_person=dit_k))
     run_train_job(job, ctx.parent_run_id)
 
 
@@ -208,7 +210,7 @@ def dit(ctx: Context) -> None:
     """One DiT per generator k, each trained on the first k train images per person."""
     ctx.paths.output_of("dit").unlink(missing_ok=True)
     for k in ctx.cfg.dit_ks:
-        _train(ctx, "dit", [f"dit.train_per_person={k}"])
+        _train(ctx, "dit", k)
         identity = load_dit(ctx.paths.dit(k))[2].get("identity_metrics")
         if identity:
             ctx.echo(f"DiT k={k_label(k)}: identity ratio {identity['identity_ratio']:.2f} at its last epoch "
@@ -234,7 +236,7 @@ def sweep(ctx: Context) -> None:
         run_sweep(ctx.paths.uri(ctx.paths.dit(ctx.cfg.dit_ks[0])), None, ctx.paths.sweep, ctx.cfg.sweep,
                   experiment=ctx.cfg.experiment, tracking_dir=ctx.paths.out, parent_run_id=ctx.parent_run_id,
                   tune_root=tune, resource_wait_s=ctx.cfg.resource_wait_s)
-        for name in ("best_sampling.yaml", "trials.csv", "trials.md", "trials.png"):  # beside Tune's folder there
+        for name in SWEEP_OUTPUTS:  # beside Tune's folder there
             publish_output(ctx, ctx.paths.sweep / name)
     register_generator(ctx)
 

@@ -41,9 +41,9 @@ def _dit_module(job: dict[str, Any], stats: LatentStats, shape: list[int], class
                      preview_per_person=d["identity_per_person"])
 
 
-def dit_report(vae_uri: str, preset: str, judge: dict | None, channels: str):
+def dit_report(vae_uri: str, architecture: str, judge: dict | None, channels: str):
     """Per epoch (rank 0): decode the preview samples, measure the identity ratio, draw one per person."""
-    vae = load_vae(vae_uri, preset)
+    vae = load_vae(vae_uri, architecture)
 
     def report(module) -> tuple[dict[str, float], Any]:
         if module.last_samples is None:
@@ -65,7 +65,7 @@ def dit_loop(config: dict[str, Any]) -> None:
     torch.manual_seed(config["job"]["seed"])
     stats = LatentStats.from_dict(config["stats"])
     module = _dit_module(config["job"], stats, config["latent_shape"], config["num_classes"])
-    report = dit_report(config["vae_uri"], config["job"]["vae"]["preset"], judge_from(config["judge"]),
+    report = dit_report(config["vae_uri"], config["job"]["vae"]["architecture"], judge_from(config["judge"]),
                         config["channels"])
     lightning_fit(module, config, [EpochLogger(config["tracking_uri"], config["run_id"], report)])
 

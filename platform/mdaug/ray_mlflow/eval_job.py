@@ -18,6 +18,7 @@ from mlflow.entities import Metric, Param
 from tqdm import tqdm
 
 from mdaug.assessment import read_quality
+from mdaug.config import flatten
 from mdaug.data.manifest import Manifest
 from mdaug.evaluation.arms import ORACLE, RunSpec, check_plan, plan_runs, primary_name, training_set
 from mdaug.evaluation.budget import Budget, assign_generators
@@ -30,7 +31,6 @@ from mdaug.evaluation.sets import EvalData, load_eval_data, synthetic_info
 from mdaug.evaluation.stats import ArmRow, summarize
 from mdaug.evaluation.verdict import verdict
 from mdaug.models.classifier import PersonClassifier
-from mdaug.ray_mlflow.config import flatten
 from mdaug.ray_mlflow.datasets import log_manifest_inputs
 from mdaug.ray_mlflow.ray_session import connect_ray
 from mdaug.ray_mlflow.tracking import DESCRIPTION, log_params, mlflow_run

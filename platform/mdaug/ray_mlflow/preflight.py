@@ -84,10 +84,10 @@ def check_resources(cfg: TrainJobConfig) -> None:
     missing = wait_for_resources([bundle] * cfg.workers, cfg.resource_wait_s)
     if not missing:
         return
-    knobs = {"GPU": "--gpus-per-worker", "CPU": "cpus_per_worker"}
+    knobs = {"GPU": "gpus_per_worker", "CPU": "cpus_per_worker"}
     needs = "; ".join(f"{cfg.workers} workers × {bundle[k]:g} {k} need {n:g} {k}s; the cluster has {h:g}"
                       for k, (n, h) in missing.items())
-    raise ValueError(f"{needs}{waited_note(cfg.resource_wait_s)}. Lower --workers or "
+    raise ValueError(f"{needs}{waited_note(cfg.resource_wait_s)}. Lower workers or "
                      f"{' / '.join(knobs[k] for k in missing)}, or give an autoscaling cluster time to add nodes: "
                      f"resource_wait_s=SECONDS (now {cfg.resource_wait_s:g}).")
 

@@ -9,7 +9,7 @@ import importlib.util
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -26,28 +26,13 @@ from mdaug.generation import Generator, image_seed
 from mdaug.memorisation import memorisation
 from mdaug.metrics import fidelity
 from mdaug.models.classifier import load_classifier
+from mdaug.ray_mlflow.config import SweepConfig
 from mdaug.ray_mlflow.preflight import wait_for_resources, waited_note
 from mdaug.ray_mlflow.ray_session import connect_ray
 from mdaug.ray_mlflow.sweep_resume import resumable_tuner, tune_storage
 from mdaug.ray_mlflow.tracking import log_params, mlflow_run, tracking_uri
 from mdaug.storage import absolute, read_bytes
 from mdaug.tables import markdown_table
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    """Search space bounds (issue defaults), budget and the Ray resources of one trial."""
-
-    trials: int = 8
-    per_person: int = 8
-    search: str = "random"  # random | optuna (when installed)
-    cfg_scale: tuple[float, float] = (1.0, 12.0)
-    steps: tuple[int, int] = (8, 250)
-    cfg_interval_start: tuple[float, float] = (0.0, 0.3)
-    timestep_shift: tuple[float, float] = (0.1, 1.0)
-    seed: int = 0  # seeds the search (the same sweep tries the same settings) and the trials' images
-    cpus_per_trial: float = 1.0  # Ray CPUs reserved per trial (each trial samples on one thread)
-    gpus_per_trial: float = 0.0  # > 0: the trial generates (bf16) and scores on its GPU
 
 
 def search_space(c: SweepConfig) -> dict:
@@ -133,8 +118,8 @@ def check_trial_resources(cfg: SweepConfig, wait_s: float) -> None:
         needs = " and ".join(f"{n:g} {k}" for k, (n, _) in missing.items())
         has = " and ".join(f"{h:g} {k}" for k, (_, h) in missing.items())
         raise ValueError(f"a sweep trial needs {needs}; the cluster has {has}{waited_note(wait_s)}. Lower "
-                         "--cpus-per-trial / --gpus-per-trial, or give an autoscaling cluster time to add nodes: "
-                         f"--resource-wait-s SECONDS (now {wait_s:g}).")
+                         "sweep.cpus_per_trial / sweep.gpus_per_trial, or give an autoscaling cluster time to add "
+                         f"nodes: --resource-wait-s SECONDS (resource_wait_s in the pipeline; now {wait_s:g}).")
 
 
 def sweep_inputs(cfg: SweepConfig, gen: Generator, classifier: str, manifest: Manifest) -> dict:

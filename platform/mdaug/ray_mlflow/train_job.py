@@ -8,8 +8,9 @@ from pathlib import Path
 
 from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
+from mdaug.config import flatten, to_yaml
 from mdaug.data.manifest import Manifest, Row
-from mdaug.ray_mlflow.config import TrainJobConfig, flatten, to_yaml
+from mdaug.ray_mlflow.config import TrainJobConfig
 from mdaug.ray_mlflow.data_staging import manifest_location, publish_manifest
 from mdaug.ray_mlflow.datasets import log_manifest_inputs
 from mdaug.ray_mlflow.dit_stage import train_dit
@@ -40,7 +41,7 @@ def run_train_job(cfg: TrainJobConfig, parent_run_id: str | None = None) -> dict
     check_resume(cfg)
     out = cfg.out_path
     out.mkdir(parents=True, exist_ok=True)
-    tags = {"stage": cfg.stage, "preset": cfg.preset, "config_hash": cfg.config_hash(),
+    tags = {"stage": cfg.stage, "config_hash": cfg.config_hash(),
             "manifest_hash": manifest.content_hash()}
     if cfg.stage == "dit" and cfg.dit.train_per_person:
         tags["train_per_person"] = str(cfg.dit.train_per_person)

@@ -19,7 +19,7 @@ from mdaug.data.manifest import Manifest
 from mdaug.data.ray_ingest import index_within, manifest_dataset, rows_dataset, shift_index
 from mdaug.flow.latents import EncodeBatch, LatentStats
 from mdaug.models.classifier import PersonClassifier, load_classifier, save_classifier
-from mdaug.models.vavae import VAE_PRESETS, AutoencoderKL, load_official_vavae, load_vae, save_vae
+from mdaug.models.vavae import VAE_ARCHITECTURES, AutoencoderKL, load_official_vavae, load_vae, save_vae
 from mdaug.models.vavae_losses import IdentityLoss, VAELossConfig
 from mdaug.ray_mlflow.config import TrainJobConfig
 from mdaug.ray_mlflow.data_staging import manifest_location, publish_manifest
@@ -32,8 +32,8 @@ from mdaug.training.identity import reconstruction_identity
 
 
 def data_channels(cfg: TrainJobConfig, manifest: Manifest) -> str:
-    """The mode the VAE preset reads this data in (pseudo-colour inverted for one-channel presets)."""
-    return model_channels(manifest.channels, VAE_PRESETS[cfg.vae.preset].in_channels)
+    """The mode the VAE architecture reads this data in (pseudo-colour inverted for one-channel ones)."""
+    return model_channels(manifest.channels, VAE_ARCHITECTURES[cfg.vae.architecture].in_channels)
 
 
 # ---------------------------------------------------------------- identity classifier
@@ -49,7 +49,7 @@ def classifier_uri(cfg: TrainJobConfig) -> str:
 def train_identity_classifier(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str]) -> dict[str, Path]:
     """The person classifier that measures identity, on the real train split at the VAE's resolution; trained
     with identity-preserving perturbations (slight blur, noise), so it judges who walks, not pixel texture."""
-    size, ch = VAE_PRESETS[cfg.vae.preset].resolution, data_channels(cfg, manifest)
+    size, ch = VAE_ARCHITECTURES[cfg.vae.architecture].resolution, data_channels(cfg, manifest)
     tx, ty = load_split(manifest, "train", size, ch)
     vx, vy = load_split(manifest, "val", size, ch)
     c = cfg.classifier
@@ -108,11 +108,11 @@ def _vae_module(job: dict[str, Any], identity_ref: ray.ObjectRef | None = None):
                    identity_weight=v["identity_weight"])
     perceptual = PerceptualLoss(v["perceptual_weights"]) if v["perceptual_weights"] else None
     identity = IdentityLoss(judge_from(identity_ref)["classifier"]) if identity_ref is not None else None
-    module = VAEModule(VAE_PRESETS[v["preset"]], loss, lr=v["lr"], betas=tuple(v["betas"]),
+    module = VAEModule(VAE_ARCHITECTURES[v["architecture"]], loss, lr=v["lr"], betas=tuple(v["betas"]),
                        foundation=build_foundation(v["vf_encoder"], v["vf_weights"]), perceptual=perceptual,
                        identity=identity)
     if v["checkpoint"]:
-        c = VAE_PRESETS[v["preset"]]
+        c = VAE_ARCHITECTURES[v["architecture"]]
         official = load_official_vavae(v["checkpoint"], ch=c.ch, ch_mult=c.ch_mult, num_res_blocks=c.num_res_blocks,
                                        attn_resolutions=c.attn_resolutions, z_channels=c.z_channels,
                                        resolution=c.resolution, in_channels=c.in_channels, out_ch=c.out_ch)
@@ -153,7 +153,7 @@ def _identity_encoder(cfg: TrainJobConfig, m: Manifest, rows: list, size: int, c
 def train_vae(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str]) -> dict[str, Path]:
     m, m_path, rows = vae_data(cfg, manifest)
     check_batch(len(rows), cfg, cfg.vae.batch_size)
-    size, ch = VAE_PRESETS[cfg.vae.preset].resolution, data_channels(cfg, m)
+    size, ch = VAE_ARCHITECTURES[cfg.vae.architecture].resolution, data_channels(cfg, m)
     datasets = {"train": rows_dataset(m, rows, size, ch), "val": manifest_dataset(m, "val", size, ch)}
     loop_cfg = {"epochs": cfg.vae.epochs, "batch_size": cfg.vae.batch_size, **tracking,
                 "steps_per_epoch": cfg.vae.steps_per_epoch, "find_unused": cfg.vae.vf_encoder == "none",
@@ -161,7 +161,7 @@ def train_vae(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str])
                 "judge": identity_judge(cfg, manifest)}
     result = fit_with_ray(cfg, vae_loop, loop_cfg, datasets)
     state = torch.load(best_lightning_checkpoint(result), map_location="cpu", weights_only=True)["state_dict"]
-    vae = AutoencoderKL(VAE_PRESETS[cfg.vae.preset])
+    vae = AutoencoderKL(VAE_ARCHITECTURES[cfg.vae.architecture])
     vae.load_state_dict({k.removeprefix("vae."): v for k, v in state.items() if k.startswith("vae.")})
     out = cfg.out_path / "vae"
     out.mkdir(parents=True, exist_ok=True)
@@ -172,7 +172,7 @@ def train_vae(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str])
         print(f"[vae] reconstruction identity ratio {identity['recon_identity_ratio']:.2f} at the last epoch: the "
               f"person classifier recognises {identity['recon_identity_accuracy']:.0%} of the reconstructed "
               "validation images")
-    save_vae(vae, out / "vae.pt", cfg.vae.preset, {"manifest_hash": m.content_hash(), "provenance": provenance,
+    save_vae(vae, out / "vae.pt", cfg.vae.architecture, {"manifest_hash": m.content_hash(), "provenance": provenance,
                                                     "identity_metrics": identity})
     publish(out / "vae.pt", cfg.artifact("vae", "vae.pt"))
     return {"vae": out / "vae.pt"}
@@ -183,14 +183,14 @@ def extract_latents(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str,
     """Encode the train and val images in one pass of one actor pool; latents/{train,val} Parquet + stats.json,
     in the job's storage."""
     vae_uri = cfg.artifact("vae", "vae.pt")
-    vae = load_vae(vae_uri, cfg.vae.preset)  # refuses another preset's checkpoint before any work
+    vae = load_vae(vae_uri, cfg.vae.architecture)  # refuses another architecture's checkpoint before any work
     out = cfg.out_path / "latents"
     size, ch = vae.config.resolution, data_channels(cfg, manifest)
     gpu = cfg.gpus_per_worker > 0
     n_train = len(manifest.split("train"))
     encoded = rows_dataset(manifest, manifest.split("train") + manifest.split("val"), size, ch,
                            with_hash=True).map_batches(
-        EncodeBatch, fn_constructor_kwargs={"vae_uri": vae_uri, "preset": cfg.vae.preset},
+        EncodeBatch, fn_constructor_kwargs={"vae_uri": vae_uri, "architecture": cfg.vae.architecture},
         batch_size=64, compute=ray.data.ActorPoolStrategy(size=cfg.workers), num_gpus=1 if gpu else 0,
         num_cpus=cfg.cpus_per_worker if not gpu else 1).materialize()
     for split, first, last in (("train", 0, n_train), ("val", n_train, None)):

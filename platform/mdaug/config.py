@@ -1,0 +1,131 @@
+"""The one configuration: a YAML file (configs/tiny.yaml, small.yaml, paper.yaml) checked against one typed schema
+(`PipelineConfig` and its sections) with OmegaConf, then dotted `key=value` overrides. Every entry point loads its
+section here, so an unknown key or a mistyped value gets the same error everywhere."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+DEFAULT_CONFIG = "tiny"
+
+
+def config_file(name: str | Path) -> Path:
+    """A YAML file, or the name of one in configs/ (tiny, small, paper): the working folder's configs/ first (a Ray
+    job's working_dir), then the repository's."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    for folder in (Path.cwd() / "configs", CONFIGS):
+        if (folder / f"{name}.yaml").is_file():
+            return folder / f"{name}.yaml"
+    known = ", ".join(sorted(p.stem for p in CONFIGS.glob("*.yaml")))
+    raise FileNotFoundError(f"configuration {str(name)!r} not found: give a YAML file or one of {known} "
+                            f"(in {CONFIGS})")
+
+
+def _schema() -> DictConfig:
+    from mdaug.pipeline.config import PipelineConfig
+
+    return OmegaConf.structured(PipelineConfig)
+
+
+def _valid_keys(node: Any) -> str:
+    return ", ".join(sorted(str(k) for k in node.keys())) if isinstance(node, DictConfig) else "none (not a section)"
+
+
+def _unknown_key(schema: DictConfig, key: str, section: str | None) -> ValueError:
+    """The error for a key the schema lacks, named as the user wrote it (relative to `section`), with the valid
+    keys of the deepest section that exists."""
+    if section and key.startswith(section + "."):
+        schema, key = schema[section], key[len(section) + 1:]
+    parts, node, where = key.split("."), schema, ""
+    for part in parts[:-1]:
+        child = node.get(part) if isinstance(node, DictConfig) else None
+        if not isinstance(child, DictConfig):
+            break
+        node, where = child, f"{where}{part}."
+    return ValueError(f"unknown configuration key {key!r}; valid keys{' under ' + where[:-1] if where else ''}: "
+                      f"{_valid_keys(node)}")
+
+
+def _merge(schema: DictConfig, update: DictConfig, source: str, section: str | None = None) -> DictConfig:
+    try:
+        return OmegaConf.merge(schema, update)
+    except ConfigKeyError as err:
+        raise _unknown_key(schema, str(err.full_key), section) from None
+    except OmegaConfBaseException as err:
+        key = str(err.full_key)
+        key = key[len(section) + 1:] if section and key.startswith(section + ".") else key
+        raise ValueError(f"{source}: {key}: {str(err.msg).splitlines()[0]}") from None
+
+
+def _dotlist(overrides: list[str] | tuple[str, ...], section: str | None) -> DictConfig:
+    items = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override {item!r} is not key=value (a dotted key, e.g. a.b=1)")
+        items.append(f"{section}.{key}={value}" if section else item)
+    return OmegaConf.from_dotlist(items)
+
+
+def load_config(config: str | Path = DEFAULT_CONFIG, overrides: list[str] | tuple[str, ...] = (),
+                section: str | None = None, layers: list[dict] | tuple[dict, ...] = ()) -> Any:
+    """The configuration of `config` (a file or a name in configs/), then `layers` (dicts of settings, e.g. a
+    sweep's best_sampling.yaml), then `overrides`; the whole `PipelineConfig`, or its `section` (train, sweep,
+    sampling, evaluation, sim), to which the layers' and overrides' keys are then relative (`vae.lr=1e-3` for the
+    train section is `train.vae.lr=1e-3` for the whole)."""
+    path = config_file(config)
+    try:
+        text = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"configuration {path} is not valid YAML: {err}") from None
+    cfg = _merge(_schema(), OmegaConf.create(text), str(path))
+    for layer in layers:
+        cfg = _merge(cfg, OmegaConf.create({section: layer} if section else layer), "settings", section)
+    cfg = _merge(cfg, _dotlist(overrides, section), "override", section)
+    try:
+        whole = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as err:
+        raise ValueError(f"configuration {path}: {err.full_key}: {str(err.msg).splitlines()[0]}") from None
+    return getattr(whole, section) if section else whole
+
+
+def to_yaml(cfg: Any) -> str:
+    """A resolved configuration (a schema dataclass) as YAML, for MLflow and for reading."""
+    return yaml.safe_dump(json.loads(json.dumps(asdict(cfg), default=str)), sort_keys=False)  # tuples as lists
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'vae': {'lr': 1}} → {'vae.lr': 1} (for MLflow params)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out |= flatten(v, f"{prefix}{k}.")
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def add_config_arguments(ap: argparse.ArgumentParser, section: str | None) -> None:
+    """--config FILE and the trailing key=value overrides (relative to `section`)."""
+    where = f"its {section} section" if section else "it"
+    ap.add_argument("--config", default=DEFAULT_CONFIG, help="configuration: a YAML file or the name of one in "
+                    f"configs/ (tiny: 2-core CPU; small: one GPU; paper: GPUs); this entry point reads {where} "
+                    "(default %(default)s)")
+    example = {"train": "vae.lr=1e-3 dit.epochs=5", "sweep": "trials=16 steps=[8,100]",
+               "sampling": "steps=50 cfg_scale=4", "evaluation": "ks=[5,10] seeds=8",
+               "sim": "persons=3 per_person=12 radar.prf_hz=2000"}.get(section or "",
+                                                                      "train.workers=4 evaluation.seeds=8")
+    ap.add_argument("overrides", nargs="*", metavar="key=value",
+                    help=f"configuration overrides, dotted keys of {where} (e.g. {example}); an unknown key is "
+                         "refused, naming the valid ones")
