@@ -73,8 +73,13 @@ def test_a_wrong_key_or_value_is_refused_clearly(tmp_path):
     with pytest.raises(ValueError, match=r"unknown configuration key 'train.vae.learning_rate'; valid keys under "
                                          r"train.vae: architecture, .*lr, "):
         load_config("tiny", ["train.vae.learning_rate=1"])
-    with pytest.raises(ValueError, match=r"override: vae.epochs: Value 'many' of type 'str' could not be converted"):
+    with pytest.raises(ValueError, match=r"override 'vae.epochs=many': vae.epochs: Value 'many' of type 'str' could "
+                                         r"not be converted to Integer"):
         load_config("tiny", ["vae.epochs=many"], "train")
+    with pytest.raises(ValueError, match=r"override 'ks=\[5,all\]': a value could not be converted to Integer"):
+        load_config("tiny", ["ks=[5,all]"], "evaluation")
+    with pytest.raises(ValueError, match=r"override 'steps=\[8\]': .*length 1 does not match .* length 2"):
+        load_config("tiny", ["steps=[8]"], "sweep")
     with pytest.raises(ValueError, match="is not key=value"):
         load_config("tiny", ["vae.epochs"], "train")
     with pytest.raises(ValueError, match="≥ 2 for a confidence interval"):  # the schema's own checks still hold
@@ -145,3 +150,31 @@ def test_the_pipeline_refuses_a_missing_checkpoint_before_any_stage(tmp_path):
     with pytest.raises(FileNotFoundError, match="train.vae.checkpoint=/nowhere/vavae.pt not found"):
         run_pipeline(cfg, echo=lambda line: None)
     assert not (tmp_path / "p" / "stages.json").exists()
+
+
+def test_the_vf_weights_need_the_vf_encoder():
+    with pytest.raises(ValueError, match="vae.vf_weights is set but vae.vf_encoder is none"):
+        load_config("tiny", ["vae.vf_weights=/models/dinov2-large"], "train")
+    assert load_config("tiny", ["vae.vf_weights=/m", "vae.vf_encoder=dinov2"], "train").vae.vf_encoder == "dinov2"
+
+
+def test_a_stage_reruns_when_what_changes_its_result_changes(tmp_path):
+    """Stage keys: settings that do not change a result (checkpoints kept, waiting, the experiment) rerun nothing;
+    the VA-VAE architecture reruns the classifier (it trains at that size); a DiT setting leaves the VA-VAE."""
+    from mdaug.pipeline.runner import stage_keys
+    from mdaug.pipeline.steps import Paths
+
+    paths, stages = Paths(tmp_path, tmp_path / "data", ""), ["simulate", "validate", "split", "classifier", "vae",
+                                                             "latents", "dit"]
+
+    def keys(*overrides: str) -> dict[str, str]:
+        return stage_keys(load_config("tiny", list(overrides)), paths, stages)
+
+    before = keys()
+    assert keys("train.keep_checkpoints=5", "resource_wait_s=60", "train.experiment=x", "train.max_failures=0") \
+        == before
+    architecture = keys("train.vae.architecture=small")
+    assert architecture["split"] == before["split"] and architecture["classifier"] != before["classifier"]
+    dit = keys("train.dit.lr=1e-3")
+    assert dit["vae"] == before["vae"] and dit["dit"] != before["dit"]
+    assert keys("aux=null", "generator_ks=[3]")["vae"] != keys("aux=null")["vae"]  # no other walkers: trains on k

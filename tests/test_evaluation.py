@@ -69,9 +69,9 @@ def test_config_errors():
         EvalConfig(seeds=1)
     with pytest.raises(ValueError, match="unknown arms"):
         EvalConfig(arms=("real", "real+synthetic", "magic"))
-    with pytest.raises(ValueError, match=r"reference ratio 1.0 is not one of --ratios \(0.5, 2.0\)"):
+    with pytest.raises(ValueError, match=r"reference_ratio 1.0 is not one of ratios \(0.5, 2.0\): set reference_ratio"):
         load_config("tiny", ["ratios=[0.5,2]"], "evaluation")
-    with pytest.raises(ValueError, match=r"control k values \(20,\) must be among"):
+    with pytest.raises(ValueError, match=r"control_ks \(20,\) must be among"):
         EvalConfig(ks=(5, 10), control_ks=(20,))
 
 
@@ -84,7 +84,7 @@ def test_controls_run_at_control_ks_and_the_primary_pair_everywhere():
     assert at[5] == {"real", "real+synthetic@1", "real+classic", "synthetic-only", "oracle@1", "random-labels@1",
                      "A/A"}
     assert all(sum(1 for s in specs if (s.name, s.k) == (n, k)) == 8 for k in at for n in at[k])  # 8 seeds each
-    with pytest.raises(ValueError, match=r"control k values \(5,\) must be among --k \(2, 4\)"):
+    with pytest.raises(ValueError, match=r"control_ks \(5,\) must be among ks \(2, 4\): set control_ks"):
         load_config("tiny", ["ks=[2,4]"], "evaluation")
 
 

@@ -63,8 +63,8 @@ def test_same_inputs_resume_and_other_inputs_start_afresh(trained, tmp_path, ray
     assert json.loads(runs[0].data.tags["ray_resources"]) == {"CPU": 2.0}  # what Ray gave the trial: the config's
     rows = _trials(out)
     with pytest.raises(ValueError, match=r"a sweep trial needs 1 GPU; the cluster has 0 GPU\. Lower "
-                                         r"sweep\.cpus_per_trial / sweep\.gpus_per_trial, or .* --resource-wait-s "
-                                         r"SECONDS .*now 0\)"):
+                                         r"cpus_per_trial / gpus_per_trial \(the sweep section\), or .* "
+                                         r"--resource-wait-s SECONDS .*now 0\)"):
         run_sweep(dit, None, out, replace(one, gpus_per_trial=1), tracking_dir=tmp_path)  # not a wait forever
 
     # the same inputs: the finished experiment is restored, no trial runs again
@@ -121,7 +121,7 @@ def test_killed_sweep_resumes_to_the_uninterrupted_trials(trained, tmp_path, ray
 
 
 def test_the_optuna_search_is_seeded():
-    """The `optuna` extra: --search optuna suggests the same settings for the same seed, others for another."""
+    """The `optuna` extra: search=optuna suggests the same settings for the same seed, others for another."""
     from mdaug.ray_mlflow.sweep import search_algorithm, search_space
 
     def suggested(seed: int) -> list[dict]:

@@ -63,19 +63,17 @@ def _merge(schema: DictConfig, update: DictConfig, source: str, section: str | N
     except ConfigKeyError as err:
         raise _unknown_key(schema, str(err.full_key), section) from None
     except OmegaConfBaseException as err:
-        key = str(err.full_key)
+        key = str(err.full_key or "")
         key = key[len(section) + 1:] if section and key.startswith(section + ".") else key
-        raise ValueError(f"{source}: {key}: {str(err.msg).splitlines()[0]}") from None
+        why = str(err).splitlines()[0].replace("Value '$VALUE' of type '$VALUE_TYPE'", "a value")
+        raise ValueError(f"{source}: {key + ': ' if key else ''}{why}") from None
 
 
-def _dotlist(overrides: list[str] | tuple[str, ...], section: str | None) -> DictConfig:
-    items = []
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"override {item!r} is not key=value (a dotted key, e.g. a.b=1)")
-        items.append(f"{section}.{key}={value}" if section else item)
-    return OmegaConf.from_dotlist(items)
+def _override(item: str, section: str | None) -> DictConfig:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ValueError(f"override {item!r} is not key=value (a dotted key, e.g. a.b=1)")
+    return OmegaConf.from_dotlist([f"{section}.{key}={value}" if section else item])
 
 
 def load_config(config: str | Path = DEFAULT_CONFIG, overrides: list[str] | tuple[str, ...] = (),
@@ -92,7 +90,8 @@ def load_config(config: str | Path = DEFAULT_CONFIG, overrides: list[str] | tupl
     cfg = _merge(_schema(), OmegaConf.create(text), str(path))
     for layer in layers:
         cfg = _merge(cfg, OmegaConf.create({section: layer} if section else layer), "settings", section)
-    cfg = _merge(cfg, _dotlist(overrides, section), "override", section)
+    for item in overrides:
+        cfg = _merge(cfg, _override(item, section), f"override {item!r}", section)
     try:
         whole = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as err:

@@ -3,7 +3,6 @@ resumably (fixed per-image seeds and fixed batches: a resumed run writes the sam
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import asdict, dataclass
@@ -18,7 +17,7 @@ from mdaug.imaging import encode, tensor_image
 from mdaug.models.dit import LightningDiT
 from mdaug.models.vavae import AutoencoderKL, load_vae
 from mdaug.seeds import hash_seed
-from mdaug.storage import absolute, read_bytes
+from mdaug.storage import absolute
 from mdaug.training.dit_module import load_dit
 
 
@@ -44,7 +43,7 @@ class Generator:
             raise ValueError(f"{vae_uri} is not the VAE the DiT {dit} was trained with; pass the right --vae")
         labels = {int(k): v for k, v in ckpt.get("labels", {}).items()} or {
             i + 1: i for i in range(model.config.num_classes)}
-        info = {"dit_sha256": hashlib.sha256(read_bytes(dit)).hexdigest(), "vae_identity": stats.vae_identity,
+        info = {"dit_sha256": ckpt["file_sha256"], "vae_identity": stats.vae_identity,
                 "training_manifest_hash": ckpt.get("manifest_hash"), "training_manifest": ckpt.get("manifest_uri"),
                 "channels": ckpt.get("channels", "gray"), "image_format": ckpt.get("image_format", "png"),
                 "provenance": ckpt.get("provenance"), "vae_uri": absolute(vae_uri),

@@ -140,7 +140,7 @@ def check_plan(data: EvalData, specs: list[RunSpec]) -> list[str]:
             i = lacking[0]
             raise ValueError(f"{arm} at k={k_label(k)} needs {want[i]} {what} images of person ID_{data.person_of[i]}"
                              f" but {source.root} has {have[i]} ({len(lacking)} persons short); make more "
-                             f"(e.g. jobs/generate.py --per-person {int(want.max())}) or lower --k / --ratios")
+                             f"(e.g. jobs/generate.py --per-person {int(want.max())}) or lower ks / ratios")
     return sorted(notes)
 
 

@@ -74,7 +74,7 @@ def _refusal(manifest: Manifest, k: int, budgets: list[Budget]) -> str:
                         if b.outside.get(p))
         lines.append(f"  {b.folder}: images the generator saw per person vs k: {per}")
     lines.append("Train a generator on the k-subset (`jobs/train.py --stage dit dit.train_per_person=K`, as the "
-                 "pipeline does), or pass --allow-generator-extra-data to compare at the generator's budget, "
+                 "pipeline does), or set allow_generator_extra_data=true to compare at the generator's budget, "
                  "labelled so.")
     return "\n".join(lines)
 

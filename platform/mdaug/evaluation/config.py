@@ -63,15 +63,16 @@ class EvalConfig:
         from mdaug.evaluation.arms import ALL_ARMS, REAL, SYNTHETIC
 
         if self.seeds < 2:
-            raise ValueError(f"--seeds must be ≥ 2 for a confidence interval, got {self.seeds}")
+            raise ValueError(f"seeds must be ≥ 2 for a confidence interval, got {self.seeds}")
         if not self.ks or any(k < 0 for k in self.ks):
-            raise ValueError(f"--k takes positive counts or 'all', got {self.ks}")
+            raise ValueError(f"ks takes positive counts or 0 (all), got {self.ks}")
         if not self.ratios or any(r <= 0 for r in self.ratios):
-            raise ValueError(f"--ratios must be > 0, got {self.ratios}")
+            raise ValueError(f"ratios must be > 0, got {self.ratios}")
         if self.control_ks is not None and not set(self.control_ks) <= set(self.ks):
-            raise ValueError(f"control k values {self.control_ks} must be among --k {self.ks}")
+            raise ValueError(f"control_ks {self.control_ks} must be among ks {self.ks}: set control_ks too")
         if self.reference_ratio not in self.ratios:
-            raise ValueError(f"reference ratio {self.reference_ratio} is not one of --ratios {self.ratios}")
+            raise ValueError(f"reference_ratio {self.reference_ratio} is not one of ratios {self.ratios}: set "
+                             "reference_ratio too")
         unknown = set(self.arms or ()) - set(ALL_ARMS)
         if unknown:
             raise ValueError(f"unknown arms {sorted(unknown)}; arms: {', '.join(ALL_ARMS)}")

@@ -307,8 +307,9 @@ def load_vae(path: str | Path, architecture: str | None = None) -> AutoencoderKL
     ckpt = storage.torch_load(path, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or ckpt.get("format") != "mdaug-vae/1":
         raise ValueError(f"{path} is not an mdaug VAE checkpoint (an official one loads with load_official_vavae)")
-    if architecture is not None and ckpt["architecture"] != architecture:
-        raise ValueError(f"{path} was trained as VAE architecture {ckpt['architecture']!r}, not {architecture!r}; "
+    trained_as = ckpt.get("architecture", ckpt.get("preset"))  # "preset": checkpoints before 2026-11-27
+    if architecture is not None and trained_as != architecture:
+        raise ValueError(f"{path} was trained as VAE architecture {trained_as!r}, not {architecture!r}; "
                          "set train.vae.architecture to match or retrain the VAE")
     cfg = VAEConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["config"].items()})
     model = AutoencoderKL(cfg)

@@ -17,7 +17,7 @@ from pathlib import Path
 from mdaug import storage
 from mdaug.config import to_yaml
 from mdaug.pipeline.config import STAGES, PipelineConfig
-from mdaug.pipeline.steps import STAGE_FUNCTIONS, Context, Paths
+from mdaug.pipeline.steps import STAGE_FUNCTIONS, Context, Paths, vae_source
 from mdaug.ray_mlflow.tracking import DESCRIPTION, folder_store, mlflow_run, tracking_uri
 
 
@@ -31,9 +31,14 @@ def _folder_fingerprint(root: Path) -> list:
             for p in sorted(root.rglob("*")) if p.is_file()] if root.is_dir() else []
 
 
+# what the pipeline sets itself, or what does not change a stage's result
+NOT_RESULTS = ("stage", "data", "out", "tracking_dir", "storage", "experiment", "resume", "resource_wait_s",
+               "max_failures", "keep_checkpoints")
+
+
 def training_settings(cfg: PipelineConfig) -> dict:
-    """What every training stage shares (workers, resources, seed, checkpoints), as the pipeline runs them."""
-    shared = {k: v for k, v in asdict(cfg.train).items() if k not in ("classifier", "vae", "dit")}
+    """What every training stage shares and what changes its result (workers, resources per worker, seed)."""
+    shared = {k: v for k, v in asdict(cfg.train).items() if k not in ("classifier", "vae", "dit", *NOT_RESULTS)}
     return shared | {"workers": cfg.workers or cfg.train.workers}
 
 
@@ -43,8 +48,8 @@ def stage_keys(cfg: PipelineConfig, paths: Paths, stages: list[str]) -> dict[str
         "simulate": [asdict(cfg.sim), asdict(cfg.aux) if cfg.aux else None],
         "validate": [str(paths.data), asdict(cfg.sim) if cfg.data is None else _folder_fingerprint(paths.data)],
         "split": [cfg.val, cfg.test, cfg.split_seed, cfg.storage],  # a new storage: every artifact made anew
-        "classifier": [training_settings(cfg), asdict(cfg.train.classifier)],
-        "vae": [asdict(cfg.train.vae)],
+        "classifier": [training_settings(cfg), asdict(cfg.train.classifier), cfg.train.vae.architecture],  # its size
+        "vae": [asdict(cfg.train.vae), vae_source(cfg)],
         "latents": [], "dit": [cfg.dit_ks, asdict(cfg.train.dit)],
         "sweep": [asdict(cfg.sweep), asdict(cfg.sampling)],
         "generate": [asdict(cfg.evaluation), cfg.generator_ks],  # the evaluation decides how many per person

@@ -190,7 +190,7 @@ def _train(ctx: Context, stage: str, dit_k: int = 0) -> None:
     job = replace(t, stage=stage, data=str(ctx.paths.manifest), out=str(ctx.paths.train),
                   tracking_dir=str(ctx.paths.out), workers=c.workers or t.workers, experiment=c.experiment,
                   storage=ctx.paths.uri(ctx.paths.train) if c.storage else "",
-                  resource_wait_s=c.resource_wait_s or t.resource_wait_s,
+                  resource_wait_s=c.resource_wait_s,
                   vae=replace(t.vae, **vae_source(c)), dit=replace(t.dit, train_per_person=dit_k))
     run_train_job(job, ctx.parent_run_id)
 

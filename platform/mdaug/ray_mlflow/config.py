@@ -52,6 +52,11 @@ class VAEStage:
     perceptual_weights: str | None = None  # TorchScript file; none → no perceptual loss
     checkpoint: str | None = None  # an official VA-VAE checkpoint: fine-tune from it
 
+    def __post_init__(self) -> None:
+        if self.vf_weights and self.vf_encoder == "none":
+            raise ValueError("vae.vf_weights is set but vae.vf_encoder is none: set vae.vf_encoder=dinov2 for the VF "
+                             "loss (or drop vf_weights)")
+
 
 @dataclass(frozen=True)
 class DiTStage:
@@ -104,7 +109,7 @@ class TrainJobConfig:
         if self.stage not in STAGES:
             raise ValueError(f"unknown stage {self.stage!r}; use one of {', '.join(STAGES)}")
         if self.workers < 1:
-            raise ValueError(f"--workers must be ≥ 1, got {self.workers}")
+            raise ValueError(f"workers must be ≥ 1, got {self.workers}")
         if self.resource_wait_s < 0:
             raise ValueError(f"resource_wait_s must be ≥ 0 seconds, got {self.resource_wait_s}")
 

@@ -208,7 +208,7 @@ def run_evaluation(cfg: EvalConfig, tracking_dir: Path | None = None, parent_run
                  "test images": str(len(data.test.paths)), "trainings": str(len(specs)),
                  "steps per training": f"{steps} (convergence probe: " + ", ".join(
                      f"{a:.1%} after {n}" for n, a in curve) + " validation accuracy; "
-                 + ("converged" if converged else "not converged: raise --max-steps") + ")",
+                 + ("converged" if converged else "not converged: raise max_steps") + ")",
                  "classifier input": f"{data.test.images.shape[-1]}² px", "wall time": f"{wall:.0f} s",
                  "MLflow run": run_id, "leakage check": leak.summary()}
         report = write_report(tmp, rows, lines, _figures(data, results, rows, primary, tmp), facts, notes,

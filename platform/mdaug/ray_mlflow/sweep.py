@@ -49,7 +49,7 @@ def search_algorithm(name: str, seed: int = 0):
         return BasicVariantGenerator(random_state=seed)
     if name == "optuna":
         if importlib.util.find_spec("optuna") is None:
-            raise ValueError("--search optuna needs the optuna package (pip install optuna); or use --search random")
+            raise ValueError("search=optuna needs the optuna package (pip install '.[optuna]'); or use search=random")
         from ray.tune.search.optuna import OptunaSearch
 
         return OptunaSearch(seed=seed)
@@ -118,8 +118,8 @@ def check_trial_resources(cfg: SweepConfig, wait_s: float) -> None:
         needs = " and ".join(f"{n:g} {k}" for k, (n, _) in missing.items())
         has = " and ".join(f"{h:g} {k}" for k, (_, h) in missing.items())
         raise ValueError(f"a sweep trial needs {needs}; the cluster has {has}{waited_note(wait_s)}. Lower "
-                         "sweep.cpus_per_trial / sweep.gpus_per_trial, or give an autoscaling cluster time to add "
-                         f"nodes: --resource-wait-s SECONDS (resource_wait_s in the pipeline; now {wait_s:g}).")
+                         "cpus_per_trial / gpus_per_trial (the sweep section), or give an autoscaling cluster time to "
+                         f"add nodes: --resource-wait-s SECONDS (resource_wait_s in the pipeline; now {wait_s:g}).")
 
 
 def sweep_inputs(cfg: SweepConfig, gen: Generator, classifier: str, manifest: Manifest) -> dict:

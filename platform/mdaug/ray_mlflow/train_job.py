@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
@@ -18,7 +19,7 @@ from mdaug.ray_mlflow.preflight import check_resources, check_resume, load_verif
 from mdaug.ray_mlflow.ray_session import connect_ray
 from mdaug.ray_mlflow.tracking import log_params, mlflow_run, tracking_uri
 from mdaug.ray_mlflow.train_stages import extract_latents, train_identity_classifier, train_vae, vae_data
-from mdaug.storage import is_uri
+from mdaug.storage import absolute, is_uri
 
 STAGE_FUNCTIONS = {"classifier": train_identity_classifier, "vae": train_vae, "latents": extract_latents,
                    "dit": train_dit}
@@ -35,6 +36,8 @@ def stage_inputs(cfg: TrainJobConfig, manifest: Manifest) -> tuple[Manifest, str
 
 def run_train_job(cfg: TrainJobConfig, parent_run_id: str | None = None) -> dict[str, Path]:
     """Everything is checked before training starts; the MLflow run ends FINISHED or FAILED."""
+    files = {k: absolute(v) for k in ("checkpoint", "vf_weights", "perceptual_weights") if (v := getattr(cfg.vae, k))}
+    cfg = replace(cfg, vae=replace(cfg.vae, **files))  # the same file for every worker, whatever its folder
     manifest, _ = publish_manifest(load_verified_manifest(cfg.data), cfg.data, cfg.storage)
     connect_ray(cfg.workers * cfg.cpus_per_worker + 2)
     check_resources(cfg)

@@ -5,6 +5,8 @@ Latent statistics live in the checkpoint."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 from dataclasses import asdict
 
 import lightning.pytorch as pl
@@ -95,13 +97,15 @@ def export_dit(module: DiTModule, path, extra: dict | None = None) -> None:
 
 
 def load_dit(path, use_ema: bool = True) -> tuple[LightningDiT, LatentStats, dict]:
-    """Load an exported generator (a local path or a storage URI); a checkpoint without latent statistics is
+    """Load an exported generator (a local path or a storage URI), read once: the model, its latent statistics and
+    the checkpoint's entries plus file_sha256 (of the bytes read). A checkpoint without latent statistics is
     refused."""
-    ckpt = storage.torch_load(path, map_location="cpu", weights_only=True)
+    data = storage.read_bytes(path)
+    ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or ckpt.get("format") != "mdaug-dit/1":
         raise ValueError(f"{path} is not an mdaug DiT checkpoint (export one with export_dit)")
     stats = LatentStats.from_dict(ckpt.get("latent_stats"), str(path))
     cfg = DiTConfig(**ckpt["config"])
     model = LightningDiT(cfg)
     model.load_state_dict(ckpt["ema" if use_ema else "model"])
-    return model.eval(), stats, ckpt
+    return model.eval(), stats, ckpt | {"file_sha256": hashlib.sha256(data).hexdigest()}
