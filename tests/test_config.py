@@ -178,3 +178,15 @@ def test_a_stage_reruns_when_what_changes_its_result_changes(tmp_path):
     dit = keys("train.dit.lr=1e-3")
     assert dit["vae"] == before["vae"] and dit["dit"] != before["dit"]
     assert keys("aux=null", "generator_ks=[3]")["vae"] != keys("aux=null")["vae"]  # no other walkers: trains on k
+
+
+def test_a_vae_job_refuses_a_missing_file_before_any_work(tmp_path, monkeypatch):
+    """Named by its absolute path (what every Ray worker would open), before Ray, data or output."""
+    from mdaug.ray_mlflow.train_job import run_train_job
+
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config("tiny", ["vae.vf_encoder=dinov2", "vae.vf_weights=nowhere/dinov2"], "train")
+    with pytest.raises(FileNotFoundError, match=rf"vae.vf_weights={tmp_path}/nowhere/dinov2 not found"):
+        run_train_job(dataclasses.replace(cfg, stage="vae", data=str(tmp_path / "manifest.json"),
+                                          out=str(tmp_path / "o")))
+    assert not (tmp_path / "o").exists()

@@ -42,11 +42,21 @@ def _valid_keys(node: Any) -> str:
     return ", ".join(sorted(str(k) for k in node.keys())) if isinstance(node, DictConfig) else "none (not a section)"
 
 
+def _relative(key: str, section: str | None) -> str:
+    """A schema key as the user wrote it: relative to the entry point's section."""
+    return key[len(section) + 1:] if section and key.startswith(section + ".") else key
+
+
+def _why(err: OmegaConfBaseException) -> str:
+    """OmegaConf's reason, first line, without its unfilled placeholders."""
+    return str(err).splitlines()[0].replace("Value '$VALUE' of type '$VALUE_TYPE'", "a value")
+
+
 def _unknown_key(schema: DictConfig, key: str, section: str | None) -> ValueError:
     """The error for a key the schema lacks, named as the user wrote it (relative to `section`), with the valid
     keys of the deepest section that exists."""
-    if section and key.startswith(section + "."):
-        schema, key = schema[section], key[len(section) + 1:]
+    if _relative(key, section) != key:
+        schema, key = schema[section], _relative(key, section)
     parts, node, where = key.split("."), schema, ""
     for part in parts[:-1]:
         child = node.get(part) if isinstance(node, DictConfig) else None
@@ -63,10 +73,8 @@ def _merge(schema: DictConfig, update: DictConfig, source: str, section: str | N
     except ConfigKeyError as err:
         raise _unknown_key(schema, str(err.full_key), section) from None
     except OmegaConfBaseException as err:
-        key = str(err.full_key or "")
-        key = key[len(section) + 1:] if section and key.startswith(section + ".") else key
-        why = str(err).splitlines()[0].replace("Value '$VALUE' of type '$VALUE_TYPE'", "a value")
-        raise ValueError(f"{source}: {key + ': ' if key else ''}{why}") from None
+        key = _relative(str(err.full_key or ""), section)
+        raise ValueError(f"{source}: {key + ': ' if key else ''}{_why(err)}") from None
 
 
 def _override(item: str, section: str | None) -> DictConfig:
@@ -95,7 +103,7 @@ def load_config(config: str | Path = DEFAULT_CONFIG, overrides: list[str] | tupl
     try:
         whole = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as err:
-        raise ValueError(f"configuration {path}: {err.full_key}: {str(err.msg).splitlines()[0]}") from None
+        raise ValueError(f"configuration {path}: {err.full_key}: {_why(err)}") from None
     return getattr(whole, section) if section else whole
 
 

@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
-from mdaug import storage
 from mdaug.config import to_yaml
 from mdaug.pipeline.config import STAGES, PipelineConfig
-from mdaug.pipeline.steps import STAGE_FUNCTIONS, Context, Paths, vae_source
+from mdaug.pipeline.steps import STAGE_FUNCTIONS, Context, Paths, train_job
+from mdaug.ray_mlflow.preflight import check_vae_files
 from mdaug.ray_mlflow.tracking import DESCRIPTION, folder_store, mlflow_run, tracking_uri
 
 
@@ -31,26 +31,30 @@ def _folder_fingerprint(root: Path) -> list:
             for p in sorted(root.rglob("*")) if p.is_file()] if root.is_dir() else []
 
 
-# what the pipeline sets itself, or what does not change a stage's result
+# where a training job reads and writes, and what does not change its result
 NOT_RESULTS = ("stage", "data", "out", "tracking_dir", "storage", "experiment", "resume", "resource_wait_s",
                "max_failures", "keep_checkpoints")
 
 
-def training_settings(cfg: PipelineConfig) -> dict:
-    """What every training stage shares and what changes its result (workers, resources per worker, seed)."""
-    shared = {k: v for k, v in asdict(cfg.train).items() if k not in ("classifier", "vae", "dit", *NOT_RESULTS)}
-    return shared | {"workers": cfg.workers or cfg.train.workers}
+def training_settings(cfg: PipelineConfig, paths: Paths) -> dict:
+    """Of the training jobs the stages run (steps.train_job), what changes their results: the settings every stage
+    shares (workers, resources per worker, seed) and each stage's own."""
+    job = asdict(train_job(cfg, paths, "classifier"))
+    shared = {k: v for k, v in job.items() if k not in ("classifier", "vae", "dit", *NOT_RESULTS)}
+    return {"shared": shared, "classifier": job["classifier"], "vae": job["vae"],
+            "dits": [asdict(train_job(cfg, paths, "dit", k).dit) for k in cfg.dit_ks]}
 
 
 def stage_keys(cfg: PipelineConfig, paths: Paths, stages: list[str]) -> dict[str, str]:
     """Each stage's key hashes its own settings and the key of the stage before it."""
+    train = training_settings(cfg, paths)
     own = {
         "simulate": [asdict(cfg.sim), asdict(cfg.aux) if cfg.aux else None],
         "validate": [str(paths.data), asdict(cfg.sim) if cfg.data is None else _folder_fingerprint(paths.data)],
         "split": [cfg.val, cfg.test, cfg.split_seed, cfg.storage],  # a new storage: every artifact made anew
-        "classifier": [training_settings(cfg), asdict(cfg.train.classifier), cfg.train.vae.architecture],  # its size
-        "vae": [asdict(cfg.train.vae), vae_source(cfg)],
-        "latents": [], "dit": [cfg.dit_ks, asdict(cfg.train.dit)],
+        "classifier": [train["shared"], train["classifier"], train["vae"]["architecture"]],  # trains at its size
+        "vae": [train["vae"]],
+        "latents": [], "dit": [train["dits"]],
         "sweep": [asdict(cfg.sweep), asdict(cfg.sampling)],
         "generate": [asdict(cfg.evaluation), cfg.generator_ks],  # the evaluation decides how many per person
         "evaluate": [asdict(cfg.evaluation)],
@@ -138,12 +142,7 @@ def _run(cfg: PipelineConfig, out: Path, start: str | None, only: str | None,
     paths = Paths(out, Path(cfg.data).resolve() if cfg.data else out / "data", cfg.storage)
     if cfg.data is not None and not paths.data.is_dir():
         raise FileNotFoundError(f"--data {paths.data} is not a folder (expected ROOT/ID_1 … ROOT/ID_31)")
-    for key, value in (("train.vae.checkpoint", cfg.train.vae.checkpoint), ("train.vae.vf_weights",
-                                                                            cfg.train.vae.vf_weights)):
-        if value and not storage.exists(value):  # refused now, not after the stages before the VA-VAE's
-            raise FileNotFoundError(f"{key}={value} not found (the official VA-VAE checkpoint is "
-                                    "vavae-imagenet256-f16d32-dinov2.pt from hustvl/LightningDiT's README; DINOv2 "
-                                    "weights a local Hugging Face folder): give an absolute path or a storage URI")
+    check_vae_files(cfg.train.vae, "train.vae.")  # now, not after the stages before the VA-VAE's
     stages = [s for s in STAGES if not (s == "simulate" and cfg.data is not None)]
     for name in (start, only):
         if name is not None and name not in stages:

@@ -22,6 +22,7 @@ from mdaug.evaluation.config import ALL, k_label
 from mdaug.flow.sampler import SamplingConfig
 from mdaug.models.vavae import vae_record
 from mdaug.pipeline.config import PipelineConfig
+from mdaug.ray_mlflow.config import TrainJobConfig
 from mdaug.ray_mlflow.datasets import log_manifest_inputs
 from mdaug.ray_mlflow.eval_job import run_evaluation
 from mdaug.ray_mlflow.generate_job import run_generate_job
@@ -185,14 +186,18 @@ def vae_source(cfg: PipelineConfig) -> dict:
     return {"train_per_person": cfg.dit_ks[0]}
 
 
+def train_job(c: PipelineConfig, paths: Paths, stage: str, dit_k: int = 0) -> TrainJobConfig:
+    """The training job a stage runs: the `train` section with what the pipeline decides (its data, folders,
+    workers, waiting, the VA-VAE's data source and the DiT's k)."""
+    t = c.train
+    return replace(t, stage=stage, data=str(paths.manifest), out=str(paths.train), tracking_dir=str(paths.out),
+                   workers=c.workers or t.workers, experiment=c.experiment,
+                   storage=paths.uri(paths.train) if c.storage else "", resource_wait_s=c.resource_wait_s,
+                   vae=replace(t.vae, **vae_source(c)), dit=replace(t.dit, train_per_person=dit_k))
+
+
 def _train(ctx: Context, stage: str, dit_k: int = 0) -> None:
-    c, t = ctx.cfg, ctx.cfg.train
-    job = replace(t, stage=stage, data=str(ctx.paths.manifest), out=str(ctx.paths.train),
-                  tracking_dir=str(ctx.paths.out), workers=c.workers or t.workers, experiment=c.experiment,
-                  storage=ctx.paths.uri(ctx.paths.train) if c.storage else "",
-                  resource_wait_s=c.resource_wait_s,
-                  vae=replace(t.vae, **vae_source(c)), dit=replace(t.dit, train_per_person=dit_k))
-    run_train_job(job, ctx.parent_run_id)
+    run_train_job(train_job(ctx.cfg, ctx.paths, stage, dit_k), ctx.parent_run_id)
 
 
 def train(stage: str) -> Callable[[Context], None]:

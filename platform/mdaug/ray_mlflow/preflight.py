@@ -10,8 +10,10 @@ import ray
 from ray.autoscaler.sdk import request_resources
 
 from mdaug.data.manifest import Manifest
-from mdaug.ray_mlflow.config import TrainJobConfig
-from mdaug.storage import read_bytes
+from mdaug.ray_mlflow.config import TrainJobConfig, VAEStage
+from mdaug.storage import exists, read_bytes
+
+VAE_FILES = ("checkpoint", "vf_weights", "perceptual_weights")  # what a VA-VAE job may read from outside
 
 
 def load_verified_manifest(path: str) -> Manifest:
@@ -96,6 +98,16 @@ def check_resume(cfg: TrainJobConfig) -> None:
     """--resume needs an earlier run of the stage to resume."""
     if cfg.resume and not cfg.run_name_file.is_file():
         raise ValueError(f"--resume: no earlier {cfg.stage} run under {cfg.out_path}; start one without --resume")
+
+
+def check_vae_files(vae: VAEStage, prefix: str = "vae.") -> None:
+    """The files a VA-VAE job names exist: refused before any work rather than in a Ray worker."""
+    for key in VAE_FILES:
+        value = getattr(vae, key)
+        if value and not exists(value):
+            raise FileNotFoundError(f"{prefix}{key}={value} not found (the official VA-VAE checkpoint is "
+                                    "vavae-imagenet256-f16d32-dinov2.pt from hustvl/LightningDiT's README; DINOv2 "
+                                    "weights a local Hugging Face folder): give an absolute path or a storage URI")
 
 
 def check_batch(n_train: int, cfg: TrainJobConfig, batch_size: int) -> None:

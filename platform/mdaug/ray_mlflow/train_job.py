@@ -15,7 +15,7 @@ from mdaug.ray_mlflow.config import TrainJobConfig
 from mdaug.ray_mlflow.data_staging import manifest_location, publish_manifest
 from mdaug.ray_mlflow.datasets import log_manifest_inputs
 from mdaug.ray_mlflow.dit_stage import train_dit
-from mdaug.ray_mlflow.preflight import check_resources, check_resume, load_verified_manifest
+from mdaug.ray_mlflow.preflight import VAE_FILES, check_resources, check_resume, check_vae_files, load_verified_manifest
 from mdaug.ray_mlflow.ray_session import connect_ray
 from mdaug.ray_mlflow.tracking import log_params, mlflow_run, tracking_uri
 from mdaug.ray_mlflow.train_stages import extract_latents, train_identity_classifier, train_vae, vae_data
@@ -36,8 +36,10 @@ def stage_inputs(cfg: TrainJobConfig, manifest: Manifest) -> tuple[Manifest, str
 
 def run_train_job(cfg: TrainJobConfig, parent_run_id: str | None = None) -> dict[str, Path]:
     """Everything is checked before training starts; the MLflow run ends FINISHED or FAILED."""
-    files = {k: absolute(v) for k in ("checkpoint", "vf_weights", "perceptual_weights") if (v := getattr(cfg.vae, k))}
+    files = {k: absolute(v) for k in VAE_FILES if (v := getattr(cfg.vae, k))}
     cfg = replace(cfg, vae=replace(cfg.vae, **files))  # the same file for every worker, whatever its folder
+    if cfg.stage == "vae":
+        check_vae_files(cfg.vae)
     manifest, _ = publish_manifest(load_verified_manifest(cfg.data), cfg.data, cfg.storage)
     connect_ray(cfg.workers * cfg.cpus_per_worker + 2)
     check_resources(cfg)

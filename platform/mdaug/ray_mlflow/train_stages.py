@@ -173,7 +173,7 @@ def train_vae(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str])
               f"person classifier recognises {identity['recon_identity_accuracy']:.0%} of the reconstructed "
               "validation images")
     save_vae(vae, out / "vae.pt", cfg.vae.architecture, {"manifest_hash": m.content_hash(), "provenance": provenance,
-                                                    "identity_metrics": identity})
+                                                         "identity_metrics": identity})
     publish(out / "vae.pt", cfg.artifact("vae", "vae.pt"))
     return {"vae": out / "vae.pt"}
 
