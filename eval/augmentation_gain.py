@@ -14,17 +14,20 @@ from dataclasses import replace
 from pathlib import Path
 
 from mdaug.config import add_config_arguments, load_config
-from mdaug.ray_mlflow.eval_job import run_evaluation
+from mdaug.locks import OutputLocked
+from mdaug.secrets import location
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True, help="split manifest of the real data (mdaug split)")
-    ap.add_argument("--synthetic", required=True, nargs="+",
+    ap.add_argument("--data", required=True, type=location, help="split manifest of the real data (mdaug split)")
+    ap.add_argument("--synthetic", required=True, nargs="+", type=location,
                     help="generated folders (jobs/generate.py), e.g. one per k; the arms at k use the one whose "
                          "generator saw, of the task's persons, only the first k train images per person")
-    ap.add_argument("--oracle", help="ID_k folder of fresh simulator images of the same persons (simulated data)")
-    ap.add_argument("--out", default="runs/eval", help="report folder; must not exist (default %(default)s)")
+    ap.add_argument("--oracle", type=location,
+                    help="ID_k folder of fresh simulator images of the same persons (simulated data)")
+    ap.add_argument("--out", default="runs/eval", type=location,
+                    help="report folder; must not exist (default %(default)s)")
     ap.add_argument("--tracking-dir", type=Path, help="folder of the sqlite MLflow store when MLFLOW_TRACKING_URI "
                     "is unset (default: the parent of --out)")
     add_config_arguments(ap, "evaluation")
@@ -32,8 +35,10 @@ def main() -> None:
     try:
         cfg = replace(load_config(a.config, a.overrides, "evaluation"), data=a.data, synthetic=tuple(a.synthetic),
                       oracle=a.oracle, out=a.out)
+        from mdaug.ray_mlflow.eval_job import run_evaluation  # after the configuration: a refusal takes seconds
+
         outcome = run_evaluation(cfg, a.tracking_dir)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:  # leakage and budget errors too
+    except (ValueError, FileNotFoundError, FileExistsError, OutputLocked) as err:  # leakage, budget errors too
         print(f"evaluate: error: {err}", file=sys.stderr)
         raise SystemExit(2) from err
     print(f"report: {outcome.report}")

@@ -13,6 +13,7 @@ from mdaug.evaluation.report import table_rows
 from mdaug.evaluation.stats import summarize
 from mdaug.evaluation.verdict import verdict
 from mdaug.ray_mlflow.eval_job import latest_evaluation, results_from_mlflow
+from mdaug.secrets import location, redact
 from mdaug.tables import markdown_table
 
 
@@ -20,16 +21,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--experiment", default="mdaug-eval", help="MLflow experiment (default %(default)s)")
     ap.add_argument("--run", help="evaluation run id (default: the newest finished one)")
-    ap.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
+    ap.add_argument("--tracking-uri", type=location,
                     help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite in --tracking-dir)")
     ap.add_argument("--tracking-dir", type=Path, default=Path("runs"), help="folder holding mlflow.db")
     a = ap.parse_args()
-    uri = a.tracking_uri or f"sqlite:///{(a.tracking_dir / 'mlflow.db').resolve()}"
+    uri = (a.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+           or f"sqlite:///{(a.tracking_dir / 'mlflow.db').resolve()}")
     client = MlflowClient(uri)
     parent = latest_evaluation(client, a.experiment, a.run)
     results, context = results_from_mlflow(client, parent)
     rows = summarize(results, context["primary"], context["bootstrap"])
-    print(f"evaluation {parent.info.run_id} ({parent.info.run_name}), {uri}")
+    print(f"evaluation {parent.info.run_id} ({parent.info.run_name}), {redact(uri)}")
     print(markdown_table(table_rows(rows)))
     print("\n".join(verdict(rows, context["budgets"], context["identity"])))
 

@@ -12,8 +12,9 @@ import sys
 from dataclasses import replace
 
 from mdaug.config import add_config_arguments, load_config
+from mdaug.locks import OutputLocked
 from mdaug.ray_mlflow.config import STAGES
-from mdaug.ray_mlflow.train_job import run_train_job
+from mdaug.secrets import location
 
 
 def main() -> None:
@@ -22,7 +23,7 @@ def main() -> None:
                     "identity (real train split only); vae: train the VA-VAE (vae.data=MANIFEST for other persons' "
                     "data, vae.train_per_person=K); latents: encode the train/val splits with it; dit: train the DiT "
                     "on those latents (dit.train_per_person=K: a generator for the evaluation at k = K)")
-    ap.add_argument("--data", required=True, help="split manifest from `mdaug split`")
+    ap.add_argument("--data", required=True, type=location, help="split manifest from `mdaug split`")
     ap.add_argument("--out", default="runs/train", help="output folder for checkpoints, latents and MLflow "
                     "(default %(default)s)")
     ap.add_argument("--resume", action="store_true", help="continue this stage's last run from its checkpoint")
@@ -30,8 +31,10 @@ def main() -> None:
     a = ap.parse_args()
     try:
         cfg = load_config(a.config, a.overrides, "train")
+        from mdaug.ray_mlflow.train_job import run_train_job  # after the configuration: a refusal takes seconds
+
         run_train_job(replace(cfg, stage=a.stage, data=a.data, out=a.out, resume=a.resume))
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, OutputLocked) as err:
         print(f"train: error: {err}", file=sys.stderr)
         raise SystemExit(2) from err
 

@@ -84,15 +84,30 @@ def small_pipeline(out: Path):
                                 "evaluation.converge=false", *(f"train.{o}" for o in FAST)])
 
 
+# Secrets in the environment of pipeline_run's driver, which a local run ignores (local storage, a sqlite MLflow
+# store, Ray without auth); test_secrets.py asserts none of them reaches the output folder.
+CANARIES = {"MLFLOW_TRACKING_PASSWORD": "canary-mlflow-5b1e0c7d", "AWS_SECRET_ACCESS_KEY": "canary-aws-9f3a61c2",
+            "RAY_AUTH_TOKEN": "canary-ray-token-d40e27a8"}
+
+
 @pytest.fixture(scope="session")
 def pipeline_run(ray_local, tmp_path_factory) -> Path:
-    """The whole pipeline, once per session (MLflow in OUT/mlflow.db); its printed lines in OUT/first_run.log,
-    its stage record in OUT/first_run_stages.json."""
+    """The whole pipeline, once per session (MLflow in OUT/mlflow.db), with CANARIES in its environment; its
+    printed lines in OUT/first_run.log, its stage record in OUT/first_run_stages.json."""
     from mdaug.pipeline import run_pipeline
 
     out = tmp_path_factory.mktemp("pipeline")
     lines: list[str] = []
-    run_pipeline(small_pipeline(out), echo=lines.append)
+    saved = {name: os.environ.get(name) for name in CANARIES}
+    os.environ.update(CANARIES)
+    try:
+        run_pipeline(small_pipeline(out), echo=lines.append)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     (out / "first_run.log").write_text("\n".join(lines))
     shutil.copy(out / "stages.json", out / "first_run_stages.json")  # later tests rerun stages
     return out

@@ -117,14 +117,24 @@ def check_cluster(text: str) -> None:
     assert host_file, f"MLflow must bind the address in a file written at setup, not {opt['--host']}"
     host_file, port = host_file[1], opt["--port"]
     assert any("get_node_ip_address()" in c and c.endswith(f"> {host_file}") for c in setup[:at])
-    # its admin login from the environment, under the names MLflow reads (checked against the installed mlflow)
-    env_file = next(remote for remote, local in config["file_mounts"].items() if local.endswith(".mdaug"))
-    env_file += "/mlflow.env"
-    for name in (MLFLOW_AUTH_CONFIG_PATH, MLFLOW_AUTH_ADMIN_USERNAME, MLFLOW_AUTH_ADMIN_PASSWORD,
-                 MLFLOW_FLASK_SERVER_SECRET_KEY):
+    # its admin login from a file made on the head (random, owner-only) under the names MLflow reads (checked
+    # against the installed mlflow); the synced ~/.mdaug holds only the jobs' login and Ray's token
+    mdaug_dir = next(remote for remote, local in config["file_mounts"].items() if local.endswith(".mdaug"))
+    env_file = mdaug_dir + "/mlflow.env"
+    for name in (MLFLOW_AUTH_CONFIG_PATH, MLFLOW_FLASK_SERVER_SECRET_KEY):
         assert f"{name.name}=" in server, name.name
-    assert f'{MLFLOW_AUTH_ADMIN_PASSWORD.name}="${MLFLOW_TRACKING_PASSWORD.name}"' in server
-    assert f". {env_file}" in server and server.index(f". {env_file}") < server.index("mlflow server")
+    admin_file = re.search(r"set -a && \. (\S+) && set \+a", server)[1]
+    assert not admin_file.startswith(mdaug_dir), "the admin login must not be synced to every node"
+    made = [c for c in setup[:at] if c.endswith(f"> {admin_file})") and "umask 077" in c and "secrets." in c]
+    assert len(made) == 1 and f"test -s {admin_file} ||" in made[0], f"the admin login is made once, owner-only: {made}"
+    for name in (MLFLOW_AUTH_ADMIN_USERNAME, MLFLOW_AUTH_ADMIN_PASSWORD):
+        assert f"{name.name}=" in made[0], name.name
+    assert f". {env_file}" not in server and "MLFLOW_TRACKING_PASSWORD" not in server
+    # after it answers, the jobs' user (not an admin: scripts/mlflow_job_user.py) from the synced login
+    users = _one(setup, "scripts/mlflow_job_user.py")
+    assert users[0] > _one(setup, "/health")[0] and f". {admin_file}" in users[1] and f". {env_file}" in users[1]
+    script = users[1].split("python ", 1)[1].split()[0]
+    assert (REPO / script.removeprefix(mount + "/")).is_file(), script
     ini = re.search(rf"{MLFLOW_AUTH_CONFIG_PATH.name}=(\S+)", server)[1]
     written = [c for c in setup[:at] if c.startswith("printf '") and c.endswith(f"' > {ini}")]
     assert len(written) == 1, f"the basic-auth settings {ini} are written before the server starts"
@@ -137,13 +147,17 @@ def check_cluster(text: str) -> None:
     extra = PINS["mlflow"].replace("mlflow", "mlflow[auth]", 1)
     assert _one(setup, f"'{extra}'")[0] < at, f"{extra} is installed before the server starts"
 
-    # `ray start` gets the URI (the same address and port) and the login; nothing goes through ~/.bashrc.
+    # `ray start` gets the URI (the same address and port), the login and Ray's token; nothing goes through ~/.bashrc.
     head_start = _one(start, "ray start --head")[1]
     assert "--dashboard-host=127.0.0.1" in head_start, "the dashboard binds the loopback only"
     worker_start = _one(config["worker_start_ray_commands"], "ray start --address")[1]
     for cmd, uri in ((head_start, f"http://$(cat {host_file}):{port}"), (worker_start, f"http://$RAY_HEAD_IP:{port}")):
         assert f"export {MLFLOW_TRACKING_URI.name}={uri}" in cmd, cmd
         assert f". {env_file}" in cmd and cmd.index(uri) < cmd.index("ray start"), f"no MLflow login for: {cmd}"
+        token = re.search(r"export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=(\S+) &&", cmd)
+        assert token and cmd.index(token[0]) < cmd.index("ray start"), f"no Ray token authentication for: {cmd}"
+        assert token[1].startswith(mdaug_dir + "/"), "the token file is synced to every node (file_mounts)"
+        assert "RAY_AUTH_TOKEN=" not in cmd, "the token itself on a command line"
     rendered = [c for key, v in config.items() if key.endswith("_commands") for c in v]
     assert not any(".bashrc" in c for c in rendered), "an export in .bashrc reaches neither ray start nor jobs"
     assert "0.0.0.0" not in text, "no service on all interfaces"
@@ -187,6 +201,12 @@ BROKEN_CLUSTER = {
                                "    export MLFLOW_TRACKING_URI=http://$R", "no MLflow login"),
     "no version check": ("assert sys.version_info[:2] == (3, 11) and ", "assert ", "Python and Ray versions"),
     "no auth extra": ("'mlflow[auth]==3.17.2'", "'mlflow==3.17.2'", "mlflow[auth]"),
+    "no ray token": ("    export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=/home/ray/.mdaug/ray_token &&\n", "",
+                     "no Ray token authentication"),
+    "admin login on every node": (". /home/ray/mlflow/admin.env && set +a &&\n    export MLFLOW_AUTH_CONFIG_PATH",
+                                  ". /home/ray/.mdaug/admin.env && set +a &&\n    export MLFLOW_AUTH_CONFIG_PATH",
+                                  "must not be synced"),
+    "no job user": ("scripts/mlflow_job_user.py", "scripts/mlflow_users.py", "scripts/mlflow_job_user.py"),
     "auth settings elsewhere": ("' >\n    /home/ray/mlflow/basic_auth.ini", "' >\n    /tmp/a", "basic-auth settings"),
 }
 
@@ -231,7 +251,9 @@ def _fields(where: str, obj: dict, allowed: set[str], required: set[str] = froze
 
 
 def check_rayjob(text: str) -> None:
-    job = yaml.safe_load(text)
+    docs = list(yaml.safe_load_all(text))
+    assert [d["kind"] for d in docs] == ["RayJob", "NetworkPolicy"], "the RayJob, then its NetworkPolicy"
+    job = docs[0]
     _fields("RayJob", job, RAYJOB_TOP, {"apiVersion", "kind", "spec"})
     assert job["apiVersion"] == "ray.io/v1" and job["kind"] == "RayJob"
     spec = job["spec"]
@@ -260,6 +282,15 @@ def check_rayjob(text: str) -> None:
         env = {e["name"]: e for e in containers[0].get("env", [])}
         for name in (MLFLOW_TRACKING_USERNAME.name, MLFLOW_TRACKING_PASSWORD.name):  # the login from a Secret
             assert "secretKeyRef" in env.get(name, {}).get("valueFrom", {}), name
+    # Ray's token authentication: KubeRay (≥ 1.6) sets RAY_AUTH_MODE=token and the Secret's token on the head, the
+    # workers, the autoscaler and the submitter, and calls the dashboard with it; no pod turns it off.
+    auth = cluster.get("authOptions", {})
+    assert auth.get("mode") == "token" and auth.get("secretName"), f"no Ray token authentication: {auth}"
+    for group, _ in pods:
+        env = {e["name"]: e for e in group["template"]["spec"]["containers"][0].get("env", [])}
+        assert env.get("RAY_AUTH_MODE", {}).get("value", "token") == "token", "a pod turns Ray's token auth off"
+        assert "value" not in env.get("RAY_AUTH_TOKEN", {}), "a Ray token written into the manifest"
+    check_network_policy(docs[1], job)
     gpus = [g for g in workers if int(g["template"]["spec"]["containers"][0]["resources"]["limits"]
                                       .get("nvidia.com/gpu", 0)) >= 1]
     assert gpus and all(g["maxReplicas"] >= 1 for g in gpus), "no worker group with nvidia.com/gpu"
@@ -285,6 +316,45 @@ def check_rayjob(text: str) -> None:
     assert sorted(renv["pip"]["packages"]) == sorted(pins.values()), "pip differs from pyproject.toml/constraints.txt"
 
 
+# labels KubeRay itself puts on a RayJob's pods (ray-operator/controllers/ray/common/pod.go labelPod, and
+# rayjob_controller.go getSubmitterTemplate, at the commit above); the cluster's name is generated, so
+# ray.io/cluster cannot be selected on here
+KUBERAY_SUBMITTER = {"ray.io/originated-from-crd": "RayJob"}  # + ray.io/originated-from-cr-name: the RayJob's name
+HEAD_PORTS = {"gcs-server": 6379, "dashboard": 8265, "client": 10001}
+
+
+def _matches(selector: dict, labels: dict) -> bool:
+    return bool(selector.get("matchLabels")) and all(labels.get(k) == v for k, v in selector["matchLabels"].items())
+
+
+def check_network_policy(policy: dict, job: dict) -> None:
+    """Ingress to every Ray pod of this RayJob only from its own pods (all ports: Ray's nodes use many), and to the
+    dashboard from its submitter and the KubeRay operator; no rule open to everyone."""
+    assert policy["apiVersion"] == "networking.k8s.io/v1" and policy["spec"]["policyTypes"] == ["Ingress"]
+    selector = policy["spec"]["podSelector"]
+    cluster = job["spec"]["rayClusterSpec"]
+    groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
+    for group in groups:
+        labels = group["template"].get("metadata", {}).get("labels", {})
+        assert _matches(selector, labels), f"the NetworkPolicy does not select these pods: {labels}"
+    head_ports = {p["name"]: p["containerPort"] for p in cluster["headGroupSpec"]["template"]["spec"]["containers"][0]
+                  ["ports"]}
+    assert head_ports == HEAD_PORTS, head_ports
+    rules = policy["spec"]["ingress"]
+    assert all(rule.get("from") for rule in rules), "a rule without `from` admits every pod"
+    peers = [(peer, rule.get("ports")) for rule in rules for peer in rule["from"]]
+    own = [ports for peer, ports in peers if "podSelector" in peer and "namespaceSelector" not in peer
+           and peer["podSelector"] == selector]
+    assert own == [None], "the RayJob's own pods reach each other on every port"
+    submitter = {**KUBERAY_SUBMITTER, "ray.io/originated-from-cr-name": job["metadata"]["name"]}
+    others = [(peer, ports) for peer, ports in peers if peer.get("podSelector") != selector]
+    assert any(_matches(peer.get("podSelector", {}), submitter) and "namespaceSelector" not in peer
+               for peer, _ in others), "the submitter cannot reach the dashboard"
+    for peer, ports in others:
+        assert [p["port"] for p in ports or []] == [HEAD_PORTS["dashboard"]], f"{peer} gets more than the dashboard"
+        assert "ipBlock" not in peer and peer.get("namespaceSelector", {"matchLabels": 1}) != {}, peer
+
+
 def test_rayjob_manifest_matches_the_crd_and_the_cluster():
     check_rayjob(RAYJOB)
 
@@ -303,6 +373,16 @@ BROKEN_RAYJOB = {
     "drifted pin": ("- mlflow==3.17.2", "- mlflow==3.1.0", "constraints.txt"),
     "bad working_dir": ('mdaug-src.zip"', 'mdaug-src"', "working_dir"),
     "no min replicas": ("        minReplicas: 0 ", "        minimumReplicas: 0 ", "minimumReplicas"),
+    "no ray token auth": ("      mode: token\n", "      mode: disabled\n", "no Ray token authentication"),
+    "token auth off in a pod": ("                env:\n",
+                                "                env:\n                  - {name: RAY_AUTH_MODE, value: disabled}\n",
+                                "turns Ray's token auth off"),
+    "policy misses the workers": ("          metadata:\n            labels: {mdaug.io/rayjob: mdaug-pipeline}\n",
+                                  "", "does not select"),
+    "policy open to all pods": ("            matchLabels: {ray.io/originated-from-cr-name: mdaug-pipeline, "
+                                "ray.io/originated-from-crd: RayJob}", "            matchLabels: {}", "submitter"),
+    "all ports to others": ("      ports:\n        - {protocol: TCP, port: 8265}\n", "", "more than the dashboard"),
+    "no policy": ("kind: NetworkPolicy", "kind: Service", "then its NetworkPolicy"),
 }
 
 

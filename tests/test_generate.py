@@ -32,8 +32,8 @@ def test_generated_folder_reads_like_input_data(trained, tmp_path, ray_local):
     report = validate(out, progress=False)
     assert report.labels == {1: 0, 2: 1, 3: 2, 4: 3} and len(report.usable) == 12
     assert {p.kind for p in report.problems} == set()
-    m, _ = make_split(out, progress=False)
-    assert len(m.rows) == 12
+    m, _ = make_split(out, val=1 / 3, test=1 / 3, progress=False)  # 3 per person: one in each split
+    assert len(m.rows) == 12 and {r.split for r in m.rows} == {"train", "val", "test"}
     manifest = json.loads((out / "manifest.json").read_text())
     gen = Generator.load(dit)
     assert manifest["dit_sha256"] == gen.info["dit_sha256"] and manifest["vae_identity"] == gen.stats.vae_identity

@@ -98,8 +98,11 @@ def test_pipeline_on_isolated_nodes_with_s3_storage_and_an_mlflow_server(tmp_pat
                 assert (driver / "out" / "manifest.json").is_file()
                 assert probe.stdout.strip().splitlines()[-1] == "[False, False]", probe.stdout
 
-            # what lives in S3
-            keys = [k.removeprefix("mdaug/") for k in s3_keys(s3env, BUCKET, "mdaug/") if not k.endswith("/")]
+            # what lives in S3: everything under this pipeline's own prefix (its output folder's name and id)
+            prefix = f"mdaug/out-{json.loads((driver / 'out' / '.mdaug-pipeline.json').read_text())['id']}/"
+            every = [k for k in s3_keys(s3env, BUCKET, "mdaug/") if not k.endswith("/")]
+            assert every and all(k.startswith(prefix) for k in every), every[:5]
+            keys = [k.removeprefix(prefix) for k in every]
             top = Counter("/".join(k.split("/")[:2]) if k.count("/") > 1 else k.split("/")[0] for k in keys)
             print("\nS3 objects under the storage root, by folder:", dict(sorted(top.items())))
             for needed in ("train/vae/vae.pt", "train/classifier/classifier.pt", "train/latents/stats.json",
@@ -123,7 +126,7 @@ def test_pipeline_on_isolated_nodes_with_s3_storage_and_an_mlflow_server(tmp_pat
             best = client.download_artifacts(sweep_run.info.run_id, "best_sampling.yaml", str(fresh))
             made = yaml.safe_load(subprocess.run(
                 [sys.executable, "-c", "import sys; from mdaug import storage; print(storage.read_text(sys.argv[1]))",
-                 f"{storage}/synthetic/k2/manifest.json"], env=env, capture_output=True, text=True,
+                 f"s3://{BUCKET}/{prefix}synthetic/k2/manifest.json"], env=env, capture_output=True, text=True,
                 check=True).stdout)
             second = subprocess.run([sys.executable, REPO / "jobs" / "generate.py", "--dit", dit_run.info.run_id,
                                      "--per-person", str(made["per_person"]), "--seed", str(made["seed"]),

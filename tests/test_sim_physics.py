@@ -18,6 +18,15 @@ from mdaug.sim.persons import draw_persons, min_pairwise_distance
 CLEAN = VariationConfig(velocity=0.0, snr_db=(60.0, 60.0), aspect_deg=(0.0, 0.0), range_m=(30.0, 30.0))
 
 
+def _unchecked(cfg: SimConfig, **fields) -> SimConfig:
+    """A copy with `fields` set past SimConfig's own checks (which refuse these settings first), so the
+    simulator's full check is tested too."""
+    out = replace(cfg)
+    for name, value in fields.items():
+        object.__setattr__(out, name, value)
+    return out
+
+
 def _doppler_axis(radar: RadarConfig, size: int) -> np.ndarray:
     """Frequency (Hz) of each image row, top row = +PRF/2."""
     return (0.5 - (np.arange(size) + 0.5) / size) * radar.prf_hz
@@ -56,9 +65,10 @@ def test_default_prf_does_not_alias_and_low_prf_is_refused():
     persons = draw_persons(cfg.persons, cfg.seed)
     fmax = check_radar(persons, cfg)
     assert 2 * fmax <= cfg.radar.prf_hz
-    low = replace(cfg, radar=replace(cfg.radar, prf_hz=1000.0))
-    with pytest.raises(ValueError, match=r"PRF 1000 Hz aliases.*at least \d+ Hz"):
-        check_radar(persons, low)
+    with pytest.raises(ValueError, match=r"radar.prf_hz: PRF 1000 Hz aliases.*at least \d+ Hz"):
+        replace(cfg, radar=replace(cfg.radar, prf_hz=1000.0))  # the configuration refuses it (a subset's bound)
+    with pytest.raises(ValueError, match=r"PRF 1000 Hz aliases.*at least \d+ Hz"):  # and so does the full check
+        check_radar(persons, _unchecked(cfg, radar=replace(cfg.radar, prf_hz=1000.0)))
     # the image itself: rows near ±PRF/2 hold only noise
     imgs = simulate_images(persons, [(0, 0), (1, 0)], replace(cfg, size=128, variation=CLEAN))
     edge = np.concatenate([imgs[:, :6], imgs[:, -6:]], axis=1)
@@ -66,7 +76,9 @@ def test_default_prf_does_not_alias_and_low_prf_is_refused():
 
 
 def test_short_duration_is_refused():
-    cfg = SimConfig(per_person=1, radar=RadarConfig(duration_s=0.5))
+    with pytest.raises(ValueError, match="radar.duration_s: duration 0.5 s is shorter than the slowest walker's"):
+        SimConfig(per_person=1, radar=RadarConfig(duration_s=0.5))
+    cfg = _unchecked(SimConfig(per_person=1), radar=RadarConfig(duration_s=0.5))
     with pytest.raises(ValueError, match="shorter than the slowest walker's gait cycle"):
         check_radar(draw_persons(cfg.persons, cfg.seed), cfg)
 
@@ -108,7 +120,7 @@ def test_existing_output_is_refused_and_nothing_half_written(tmp_path):
     (tmp_path / "out" / "keep.txt").write_text("x")
     with pytest.raises(FileExistsError, match="not empty"):
         simulate_dataset(tmp_path / "out", SimConfig(persons=2, per_person=1, size=32), progress=False)
-    bad = SimConfig(persons=2, per_person=1, size=32, radar=RadarConfig(prf_hz=500.0))
+    bad = _unchecked(SimConfig(persons=2, per_person=1, size=32), radar=RadarConfig(prf_hz=500.0))
     with pytest.raises(ValueError):
         simulate_dataset(tmp_path / "new", bad, progress=False)
     assert not (tmp_path / "new").exists() and not list(tmp_path.glob(".*partial"))

@@ -1,10 +1,12 @@
 """Resumable sampling sweeps on the pipeline fixture's tiny DiT (conftest): the same inputs resume (finished trials
 kept), other inputs start afresh; a sweep SIGKILLed between its trials and rerun ends
-with the trials and best settings of the fixture's uninterrupted sweep, without running a finished trial again."""
+with the trials and best settings of the fixture's uninterrupted sweep, without running a finished trial again.
+Tune's state is restored only when the driver recorded it: a forged state file is never unpickled."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import signal
@@ -132,3 +134,94 @@ def test_the_optuna_search_is_seeded():
     first = suggested(0)
     assert first == suggested(0) and first != suggested(1)
     assert all(4 <= s["steps"] <= 16 and 1.0 <= s["cfg_scale"] <= 12.0 for s in first)
+
+
+class _Payload:
+    """Unpickling it creates the file `marker` (what a forged Tune state file could do on the driver)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def _tiny_tuner(out: Path, inputs: dict):
+    """resumable_tuner on a trivial function trainable: building or restoring a Tuner needs no Ray."""
+    from ray import tune
+
+    from mdaug.ray_mlflow.sweep_resume import resumable_tuner
+
+    def trainable(config):
+        tune.report({"x": config["a"]})
+
+    return resumable_tuner(trainable, {"a": tune.uniform(0, 1)}, tune.TuneConfig(metric="x", mode="min"),
+                           tune_storage(out), inputs, record_dir=out)
+
+
+def test_a_forged_tune_state_is_never_unpickled(tmp_path, capsys):
+    """Only state files whose sha256 the driver recorded in its output folder are restored; a forged tuner.pkl
+    (or a file the driver never wrote) starts the sweep afresh, and the forged file is never unpickled."""
+    import pickle
+
+    from mdaug.ray_mlflow.sweep_resume import STATE_RECORD, record_state
+
+    out, marker = tmp_path / "sweep", tmp_path / "pwned"
+    experiment = Path(tune_storage(out)) / EXPERIMENT
+    tuner, resumed = _tiny_tuner(out, {"v": 1})
+    record = json.loads((out / STATE_RECORD).read_text())
+    assert not resumed and list(record["files"]) == ["tuner.pkl"] and record["experiment"] == str(experiment)
+    state = experiment / "experiment_state-2026.json"  # as if Tune had saved (and the recorder recorded) its state
+    state.write_text("{}")
+    record_state(out / STATE_RECORD, str(experiment), {state.name: hashlib.sha256(b"{}").hexdigest()})
+    assert _tiny_tuner(out, {"v": 1})[1]  # the driver's own state: restored
+
+    forged = pickle.dumps(_Payload(marker))
+    for forge in ("tuner.pkl", "experiment_state-2027.json", "searcher-state-2026.pkl"):
+        state.write_text("{}")
+        (experiment / forge).write_bytes(forged)
+        tuner, resumed = _tiny_tuner(out, {"v": 1})
+        assert not resumed and not marker.exists(), forge
+        assert f"not resuming the sweep in {experiment}: {forge} in the storage " in capsys.readouterr().out
+        assert not state.exists() and (experiment / "tuner.pkl").read_bytes() != forged  # started afresh
+        assert forge == "tuner.pkl" or not (experiment / forge).exists()
+        assert json.loads((out / STATE_RECORD).read_text())["files"].keys() == {"tuner.pkl"}  # a fresh record
+        record_state(out / STATE_RECORD, str(experiment), {state.name: hashlib.sha256(b"{}").hexdigest()})
+
+    (experiment / "tuner.pkl").write_bytes(pickle.dumps(_Payload(marker)))
+    state.write_text("{}")
+    (out / STATE_RECORD).unlink()  # no record (e.g. a sweep from before the record): not restored either
+    assert not _tiny_tuner(out, {"v": 1})[1] and not marker.exists()
+    assert "holds no record of the Tune state its driver wrote; starting it afresh" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # ≈ 2 min (2 busy cores): four sweep processes, each starting its own local Ray
+def test_a_killed_sweep_resumes_from_the_state_its_driver_recorded(tmp_path):
+    """The recorder keeps up with Tune's saves: a sweep SIGKILLed between trials resumes (its finished trial not
+    run again); a tuner.pkl forged afterwards is refused (never unpickled) and the sweep starts afresh."""
+    import pickle
+
+    out, marker = tmp_path / "sweep", tmp_path / "pwned"
+    args = [sys.executable, REPO / "tests" / "tiny_sweep_job.py", out, "3", "1"]
+    env = {**os.environ, "RAY_ADDRESS": "", "TUNE_GLOBAL_CHECKPOINT_S": "0"}
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while "TERMINATED" not in _statuses(out) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert _statuses(out).count("TERMINATED") == 1
+    finished = {p.name for p in (out / "ran").iterdir()}
+
+    def rerun() -> bool:
+        run = subprocess.run(args, capture_output=True, text=True, env=env, timeout=180)
+        assert run.returncode == 0, run.stderr[-3000:]
+        return json.loads(run.stdout.strip().splitlines()[-1])["resumed"]
+
+    assert rerun()
+    runs = Counter(p.name.rsplit("-", 1)[0] for p in (out / "ran").iterdir())
+    assert len(runs) == 3 and all(runs[name.rsplit("-", 1)[0]] == 1 for name in finished)  # not run again
+    assert rerun() and _statuses(out) == ["TERMINATED"] * 3  # the resumed sweep's own state is recorded too
+    (Path(tune_storage(out)) / EXPERIMENT / "tuner.pkl").write_bytes(pickle.dumps(_Payload(marker)))
+    assert not rerun() and not marker.exists()

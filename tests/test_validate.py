@@ -29,7 +29,7 @@ def test_every_planted_problem_is_reported(planted):
     assert ("corrupt", "ID_02/garbage.jpg") in found
     assert ("label_conflict", "ID_01/img0.png") in found  # both copies of a cross-person duplicate
     missing = next(p for p in report.problems if p.kind == "missing_id")
-    assert "[4, 6]" in missing.reason
+    assert "ID_4, ID_6 missing" in missing.reason
     # zero-padded folders map to numeric ids, labels by sorted id
     assert report.labels == {1: 0, 2: 1, 3: 2, 5: 3, 7: 4}
     usable = {r.path for r in report.usable}

@@ -12,15 +12,16 @@ import sys
 from pathlib import Path
 
 from mdaug.config import add_config_arguments, load_config
-from mdaug.ray_mlflow.sweep import run_sweep
+from mdaug.locks import OutputLocked
+from mdaug.secrets import location
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dit", required=True, help="DiT checkpoint (dit.pt)")
-    ap.add_argument("--data", help="split manifest (default: the one recorded in the DiT checkpoint)")
-    ap.add_argument("--classifier", help="identity classifier (default: classifier/classifier.pt beside the DiT's "
-                    "folder)")
+    ap.add_argument("--dit", required=True, type=location, help="DiT checkpoint (dit.pt)")
+    ap.add_argument("--data", type=location, help="split manifest (default: the one recorded in the DiT checkpoint)")
+    ap.add_argument("--classifier", type=location,
+                    help="identity classifier (default: classifier/classifier.pt beside the DiT's folder)")
     ap.add_argument("--out", type=Path, default=Path("runs/sweep"), help="output folder (default %(default)s)")
     ap.add_argument("--resource-wait-s", type=float, default=0.0, help="seconds an autoscaling cluster gets to "
                     "add a node for one trial before the sweep is refused (default %(default)s: refuse at once)")
@@ -31,9 +32,11 @@ def main() -> None:
     a = ap.parse_args()
     try:
         cfg = load_config(a.config, a.overrides, "sweep")
+        from mdaug.ray_mlflow.sweep import run_sweep  # after the configuration: a refusal takes seconds
+
         run_sweep(a.dit, a.data, a.out, cfg, classifier=a.classifier, experiment=a.experiment,
                   tracking_dir=a.tracking_dir, resource_wait_s=a.resource_wait_s)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, OutputLocked) as err:
         print(f"sweep: error: {err}", file=sys.stderr)
         raise SystemExit(2) from err
 

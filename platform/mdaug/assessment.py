@@ -12,6 +12,7 @@ import torch
 
 from mdaug.data.images import load_image, load_rows
 from mdaug.data.manifest import Manifest, Row
+from mdaug.data.paths import inside
 from mdaug.memorisation import memorisation
 from mdaug.models.classifier import load_classifier
 from mdaug.training.identity import generator_identity
@@ -25,7 +26,7 @@ def assess(folder: Path, manifest: Manifest, seen: list[Row], classifier: Path |
     net, info = load_classifier(classifier)
     size, channels = info["size"], info["channels"]
     listed = json.loads((Path(folder) / "manifest.json").read_text())["images"]
-    generated = torch.from_numpy(np.stack([load_image(Path(folder) / i["path"], channels, size) for i in listed]))
+    generated = torch.from_numpy(np.stack([load_image(inside(folder, i["path"]), channels, size) for i in listed]))
     labels = torch.tensor([i["label"] for i in listed])
     vx, _ = load_rows(manifest, manifest.split("val"), size, channels)
     tx, _ = load_rows(manifest, seen, size, channels)
@@ -38,5 +39,9 @@ def assess(folder: Path, manifest: Manifest, seen: list[Row], classifier: Path |
 
 
 def read_quality(folder: Path) -> dict | None:
-    path = Path(folder) / QUALITY
-    return json.loads(path.read_text()) if path.is_file() else None
+    """The set's quality.json; None when it is missing or unreadable (truncated, not JSON): a rerun measures again."""
+    try:
+        quality = json.loads((Path(folder) / QUALITY).read_bytes())
+    except (OSError, ValueError):  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return None
+    return quality if isinstance(quality, dict) else None

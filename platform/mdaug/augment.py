@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from mdaug.bounds import real
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -31,6 +33,15 @@ class AugmentConfig:
     noise_std: float = 0.03
     p_blur: float = 0.0
     blur_sigma: float = 1.2  # Gaussian blur, σ uniform in [0.3, blur_sigma] pixels
+
+    def __post_init__(self) -> None:
+        for key in ("p_time_shift", "p_time_mask", "p_freq_mask", "p_gain", "p_noise", "p_blur"):
+            real(self, key, 0.0, 1.0, note=" (a probability)")
+        for key in ("time_shift", "time_mask_width", "freq_mask_width", "torso_guard"):
+            real(self, key, 0.0, 1.0, note=" (a fraction of the image)")
+        real(self, "gain_db", 0.0, 45.0, note=" dB")
+        real(self, "noise_std", 0.0, 10.0)
+        real(self, "blur_sigma", 0.3, 20.0, note=" pixels")
 
 
 # Perturbations that keep who is walking, for the classifiers that judge identity: a classifier that fails

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from mdaug.config import add_config_arguments, load_config
 from mdaug.data.validate import DEFAULT_PATTERN, ValidationReport
+from mdaug.storage import write_text
 
 
 def _add_scan_options(p: argparse.ArgumentParser) -> None:
@@ -85,7 +86,7 @@ def _validate(a: argparse.Namespace) -> None:
     report = validate(a.root, a.pattern, a.channels, a.min_size)
     print(report.table())
     if a.json:
-        a.json.write_text(json.dumps(report.to_dict(), indent=1))
+        write_text(a.json, json.dumps(report.to_dict(), indent=1))
     _check(report, a.on_bad)
 
 
@@ -96,9 +97,13 @@ def _split(a: argparse.Namespace) -> None:
                                   channels=a.channels, min_size=a.min_size)
     print(report.table())
     _check(report, a.on_bad)
+    persons_out = [e for e in manifest.excluded if e["kind"] == "no_usable_image"]
+    for e in persons_out:
+        print(f"excluded person folder {e['path']}: {e['reason']}")
     manifest.save(a.out)
     counts = {s: len(manifest.split(s)) for s in ("train", "val", "test")}
-    print(f"manifest {a.out}: {counts} over {manifest.num_classes} persons (seed {a.seed})")
+    dropped = f"; {len(persons_out)} person folders without a usable image excluded" if persons_out else ""
+    print(f"manifest {a.out}: {counts} over {manifest.num_classes} persons (seed {a.seed}){dropped}")
 
 
 COMMANDS = {"simulate": _simulate, "validate": _validate, "split": _split}

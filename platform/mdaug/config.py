@@ -5,7 +5,10 @@ section here, so an unknown key or a mistyped value gets the same error everywhe
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import re
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,9 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from mdaug.bounds import SettingError
+from mdaug.secrets import USE_THE_ENVIRONMENT, check_location
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 DEFAULT_CONFIG = "tiny"
@@ -32,6 +38,7 @@ def config_file(name: str | Path) -> Path:
                             f"(in {CONFIGS})")
 
 
+@functools.lru_cache(maxsize=1)
 def _schema() -> DictConfig:
     from mdaug.pipeline.config import PipelineConfig
 
@@ -84,6 +91,44 @@ def _override(item: str, section: str | None) -> DictConfig:
     return OmegaConf.from_dotlist([f"{section}.{key}={value}" if section else item])
 
 
+_ENV_RESOLVER = re.compile(r"\$\{\s*(oc\.env|env)\s*:")
+
+
+def _leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) of every leaf of a dict/list tree."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else None
+    if items is None:
+        yield prefix.rstrip("."), node
+        return
+    for k, v in items:
+        yield from _leaves(v, f"{prefix}{k}.")
+
+
+def _refuse_secrets(tree: Any, source: str, resolved: bool = False) -> None:
+    """Configuration values are logged (MLflow params, config.yaml, checkpoints): refuse `${oc.env:…}`, which
+    would copy an environment variable there, and locations with credentials (named redacted)."""
+    for key, value in _leaves(tree):
+        if not isinstance(value, str | Path):
+            continue
+        if not resolved and isinstance(value, str) and _ENV_RESOLVER.search(value):
+            raise ValueError(f"{source}: {key}: ${{oc.env:…}} is refused: configuration values are logged to "
+                             f"MLflow and written with the outputs, so an environment variable read here would be "
+                             f"too; write the value itself, and for secrets {USE_THE_ENVIRONMENT}")
+        check_location(value, f"{source}: {key}")
+
+
+@functools.lru_cache(maxsize=8)
+def _file_config(path: Path, mtime_ns: int, size: int) -> DictConfig:
+    """The schema merged with the YAML file `path` (kept per version of the file: OmegaConf's merge of the whole
+    schema takes most of a load; every later merge copies, so the kept one is never changed)."""
+    try:
+        text = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"configuration {path} is not valid YAML: {err}") from None
+    _refuse_secrets(text, f"configuration {path}")  # as written: a Path field would hide 'scheme://'
+    return _merge(_schema(), OmegaConf.create(text), str(path))
+
+
 def load_config(config: str | Path = DEFAULT_CONFIG, overrides: list[str] | tuple[str, ...] = (),
                 section: str | None = None, layers: list[dict] | tuple[dict, ...] = ()) -> Any:
     """The configuration of `config` (a file or a name in configs/), then `layers` (dicts of settings, e.g. a
@@ -91,20 +136,48 @@ def load_config(config: str | Path = DEFAULT_CONFIG, overrides: list[str] | tupl
     sampling, evaluation, sim), to which the layers' and overrides' keys are then relative (`vae.lr=1e-3` for the
     train section is `train.vae.lr=1e-3` for the whole)."""
     path = config_file(config)
-    try:
-        text = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ValueError(f"configuration {path} is not valid YAML: {err}") from None
-    cfg = _merge(_schema(), OmegaConf.create(text), str(path))
+    stat = path.stat()
+    cfg = _file_config(path.resolve(), stat.st_mtime_ns, stat.st_size)
     for layer in layers:
+        _refuse_secrets(layer, "settings")
         cfg = _merge(cfg, OmegaConf.create({section: layer} if section else layer), "settings", section)
     for item in overrides:
+        key, _, value = item.partition("=")
+        _refuse_secrets({key: value}, "override")  # not {item!r}: it may hold the secret
         cfg = _merge(cfg, _override(item, section), f"override {item!r}", section)
     try:
         whole = OmegaConf.to_object(cfg)
+        _refuse_secrets(OmegaConf.to_container(cfg, resolve=True), f"configuration {path}", resolved=True)
     except OmegaConfBaseException as err:
         raise ValueError(f"configuration {path}: {err.full_key}: {_why(err)}") from None
+    except SettingError as err:  # a setting out of range (a schema dataclass's __post_init__)
+        raise ValueError(_out_of_range(cfg, err, section)) from None
     return getattr(whole, section) if section else whole
+
+
+def _sections(node: DictConfig, path: str = "") -> Iterator[tuple[str, DictConfig]]:
+    """(dotted path, node) of `node` and every section below it."""
+    yield path, node
+    for key in node:
+        child = node._get_node(key)
+        if isinstance(child, DictConfig) and not child._is_none():
+            yield from _sections(child, f"{path}.{key}" if path else str(key))
+
+
+def _out_of_range(cfg: DictConfig, err: SettingError, section: str | None) -> str:
+    """The refusal's message with its keys as the user writes them: prefixed by the path of the section that
+    raised it (the one of its dataclass whose own conversion raises the same refusal), relative to `section`."""
+    found = [path for path, node in _sections(cfg) if OmegaConf.get_type(node) is err.owner]
+    for path in found if len(found) > 1 else ():
+        try:
+            OmegaConf.to_object(OmegaConf.select(cfg, path) if path else cfg)
+        except SettingError as again:
+            if again.text == err.text:
+                found = [path]
+                break
+    where = found[0] if found else ""
+    where = "" if where == section else _relative(where, section)
+    return err.message(f"{where}." if where else "")
 
 
 def to_yaml(cfg: Any) -> str:

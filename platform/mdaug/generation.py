@@ -17,7 +17,7 @@ from mdaug.imaging import encode, tensor_image
 from mdaug.models.dit import LightningDiT
 from mdaug.models.vavae import AutoencoderKL, load_vae
 from mdaug.seeds import hash_seed
-from mdaug.storage import absolute
+from mdaug.storage import absolute, write_text
 from mdaug.training.dit_module import load_dit
 
 
@@ -149,20 +149,30 @@ def prepare_output(out: Path, expected: dict) -> Path | None:
     """None if out already holds this exact generation; else the partial folder to fill.
     A folder that holds anything else is refused."""
     if out.exists():
-        m = out / "manifest.json"
-        if m.is_file() and json.loads(m.read_text()) == expected:
+        if read_json(out / "manifest.json") == expected:
             return None
         raise FileExistsError(f"{out} already exists and holds something else; choose another --out or remove it")
     partial = out.parent / f".{out.name}.partial"
     spec = partial / "manifest.json.expected"
-    if partial.exists() and (not spec.is_file() or json.loads(spec.read_text()) != expected):
-        shutil.rmtree(partial)  # an interrupted run with other settings: start over
+    if partial.exists() and read_json(spec) != expected:
+        shutil.rmtree(partial)  # an interrupted run with other settings, or an unreadable record: start over
     partial.mkdir(parents=True, exist_ok=True)
-    spec.write_text(json.dumps(expected))
+    for orphan in partial.glob(".manifest.json*.tmp"):  # a killed write's temporary file: not part of the set
+        orphan.unlink()
+    write_text(spec, json.dumps(expected))
     return partial
 
 
+def read_json(path: Path) -> object | None:
+    """A JSON file's content; None when it is missing or unreadable (truncated, not JSON): treated as absent."""
+    try:
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError):  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return None
+
+
 def finish_output(partial: Path, out: Path, expected: dict) -> None:
+    """manifest.json written last; the folder renamed into place (a kill before that leaves a resumable partial)."""
+    write_text(partial / "manifest.json", json.dumps(expected, indent=1))
     (partial / "manifest.json.expected").unlink()
-    (partial / "manifest.json").write_text(json.dumps(expected, indent=1))
     partial.rename(out)

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from mdaug.storage import write_bytes
+
 
 def jet(gray: np.ndarray) -> np.ndarray:
     """Map values in [0, 1] (H, W) to uint8 RGB (H, W, 3) with the jet colormap (piecewise linear)."""
@@ -68,8 +70,15 @@ def labelled_grid(rows: list[tuple[str, list[Image.Image]]], cell: int, out: Pat
         for c, im in enumerate(imgs):
             grid.paste(im.convert("RGB").resize((cell, cell)), (label_w + c * (cell + 2), y))
     if out is not None:
-        grid.save(out)
+        save_image(grid, out)
     return grid
+
+
+def save_image(img: Image.Image, path: Path | str) -> None:
+    """Save in the format the file's suffix names (.png, .jpg, …), whole or not at all (storage.write_bytes)."""
+    buf = io.BytesIO()
+    img.save(buf, format=Image.registered_extensions()[Path(path).suffix.lower()])
+    write_bytes(path, buf.getbuffer())
 
 
 def tiled_grid(items: list[tuple[str, Image.Image]], cell: int, cols: int = 8, out: Path | None = None) -> Image.Image:
@@ -84,5 +93,5 @@ def tiled_grid(items: list[tuple[str, Image.Image]], cell: int, cols: int = 8, o
         draw.text((x + cell // 2, y + label_h // 2), label, fill="black", font=font, anchor="mm")
         grid.paste(im.convert("RGB").resize((cell, cell)), (x, y + label_h))
     if out is not None:
-        grid.save(out)
+        save_image(grid, out)
     return grid

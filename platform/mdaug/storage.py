@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import os
+import secrets
+import stat
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -60,15 +62,50 @@ def read_bytes(location: str | Path) -> bytes:
         raise OSError(f"cannot read {location}: {err}") from err
 
 
-def write_bytes(location: str | Path, data: bytes) -> None:
-    """Write a whole file, never half of one: a local file goes through a temporary name; an object store's
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable (a no-op where the OS cannot open folders)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a folder; the rename itself is still atomic
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_local(path: Path, data: bytes | memoryview) -> None:
+    """Temporary file beside `path` (.NAME.<pid>.<random>.tmp, the old file's permissions), written and fsynced,
+    renamed over `path`, folder fsynced; the temporary file is removed on any error, Ctrl-C included."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        mode = None
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)  # a file the user made private stays private
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+
+
+def write_bytes(location: str | Path, data: bytes | memoryview) -> None:
+    """Write a whole file, never half of one: a kill, a full disk or a power cut leaves the old content or the new.
+    A local file goes through a temporary file in its folder (fsynced, then renamed over it); an object store's
     upload appears only when complete."""
     if not is_uri(location):
-        path = Path(location)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        _write_local(Path(location), data)
         return
     fs, path = resolve(location)
     fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
@@ -81,7 +118,17 @@ def read_text(location: str | Path) -> str:
 
 
 def write_text(location: str | Path, text: str) -> None:
+    """write_bytes of UTF-8 text."""
     write_bytes(location, text.encode())
+
+
+def atomic_torch_save(obj: object, location: str | Path) -> None:
+    """torch.save to a local path or a URI, whole or not at all (serialised in memory, then write_bytes)."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    write_bytes(location, buf.getbuffer())
 
 
 def torch_load(location: str | Path, **kwargs):
@@ -127,6 +174,5 @@ def download(location: str | Path, local: Path) -> Path:
         local.mkdir(parents=True, exist_ok=True)
         pafs.copy_files(path, str(local.resolve()), source_filesystem=fs)
     else:
-        local.parent.mkdir(parents=True, exist_ok=True)
-        local.write_bytes(read_bytes(location))
+        write_bytes(local, read_bytes(location))
     return local

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mdaug.data.manifest import SPLITS, Manifest, Row
-from mdaug.data.validate import EXCLUDING, ValidationReport, validate
+from mdaug.data.validate import EXCLUDING, ValidationError, ValidationReport, _person_of, validate
 
 
 def _order_key(seed: int, sha: str) -> str:
@@ -34,7 +34,12 @@ def split_report(report: ValidationReport, val: float = 0.15, test: float = 0.15
     path; its first capture group, else the whole match, names the recording) every image of one recording:
     overlapping windows cut from one recording never land on both sides. The order depends on content (or
     group name) and seed only, so val/test do not change with train_per_person, and the first K train images
-    nest (K=5 ⊂ K=10 ⊂ all)."""
+    nest (K=5 ⊂ K=10 ⊂ all).
+
+    A person folder without a usable image gets no label: it is listed in `excluded` (kind no_usable_image) and
+    the labels number the persons that have images, so the label space counts only classes that can be
+    learned and tested. No usable image at all, or a split left empty although its fraction is above 0, is a
+    ValidationError."""
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise ValueError(f"val ({val}) and test ({test}) must be fractions in [0, 1) summing to below 1")
     if train_per_person is not None and train_per_person < 1:
@@ -47,6 +52,10 @@ def split_report(report: ValidationReport, val: float = 0.15, test: float = 0.15
     for r in report.usable:
         key, name = group_key(r.path, r.sha256, pattern)
         by_person[r.person][key].append((r.path, r.sha256, name))
+    if not by_person:
+        raise ValidationError(f"no usable image in {report.root} ({len(report.excluded)} files excluded, listed by "
+                              f"`mdaug validate {report.root}`); nothing to split, no manifest written")
+    labels = {pid: i for i, pid in enumerate(sorted(by_person))}
     rows: list[Row] = []
     for pid, groups in sorted(by_person.items()):
         order = sorted(groups, key=lambda key: _order_key(seed, key.removeprefix("sha:")))
@@ -62,10 +71,29 @@ def split_report(report: ValidationReport, val: float = 0.15, test: float = 0.15
                 train_taken += len(groups[key])
             else:
                 filled[split] += len(groups[key])
-            rows += [Row(p, pid, report.labels[pid], sha, split, name) for p, sha, name in sorted(groups[key])]
-    excluded = [vars(p) for p in report.problems if p.kind in EXCLUDING]
-    return Manifest(report.root, report.channels, report.labels, seed, val, test, train_per_person,
+            rows += [Row(p, pid, labels[pid], sha, split, name) for p, sha, name in sorted(groups[key])]
+    excluded = [vars(p) for p in report.problems if p.kind in EXCLUDING] + _empty_persons(report, labels)
+    for name, fraction in (("train", 1 - val - test), ("val", val), ("test", test)):
+        if fraction > 0 and not any(r.split == name for r in rows):
+            fewest = min(sum(map(len, g.values())) for g in by_person.values())
+            raise ValidationError(f"the {name} split would be empty: a fraction of {fraction:g} of each person's "
+                                  f"usable images rounds to none (the smallest person has {fewest}); add images or "
+                                  "change the val/test fractions; no manifest written")
+    return Manifest(report.root, report.channels, labels, seed, val, test, train_per_person,
                     rows, group_pattern=group, excluded=excluded)
+
+
+def _empty_persons(report: ValidationReport, labels: dict[int, int]) -> list[dict]:
+    """An exclusion entry for each person folder of the report without a usable image."""
+    out = []
+    for pid in sorted(set(report.labels) - set(labels)):
+        paths = [p.path for p in report.problems if _person_of(p.path, report.pattern) == pid]
+        folder = paths[0].split("/")[0] if paths else f"person {pid}"
+        bad = sum(1 for p in report.problems if p.kind in EXCLUDING and p.path in paths)
+        out.append({"kind": "no_usable_image", "path": folder,
+                    "reason": f"person {pid} has no usable image ({bad} files excluded); left out of the labels, "
+                              f"which cover the {len(labels)} persons with images"})
+    return out
 
 
 def make_split(root: Path, val: float = 0.15, test: float = 0.15, train_per_person: int | None = None,

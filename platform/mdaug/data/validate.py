@@ -11,11 +11,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from mdaug.data.images import IMAGE_EXTENSIONS, SINGLE_CHANNEL_MODES, ImageReadError, open_image, printable
+from mdaug.data.paths import path_problem, within
 
 DEFAULT_PATTERN = r"ID_(\d+)"
 
 # Problem kinds. EXCLUDING kinds remove the file from the data set; the others are notices.
-EXCLUDING = frozenset({"not_image", "unreadable", "corrupt", "too_large", "too_small", "label_conflict"})
+EXCLUDING = frozenset({"not_image", "unreadable", "corrupt", "too_large", "too_small", "label_conflict", "bad_name",
+                       "outside_root"})
 NOTICES = frozenset({"empty_person", "folder_mismatch", "duplicate", "missing_id"})
 
 
@@ -169,9 +171,9 @@ def validate(root: Path, pattern: str = DEFAULT_PATTERN, channels: str = "auto",
     folders, problems = find_person_folders(root, pattern)
     labels = {pid: i for i, pid in enumerate(sorted(folders))}
     ids = sorted(folders)
-    missing = sorted(set(range(1, ids[-1] + 1)) - set(ids))
-    if missing:
-        problems.append(Problem("missing_id", ".", f"person ids missing from 1..{ids[-1]}: {missing}"))
+    gaps = missing_ranges(ids)
+    if gaps:
+        problems.append(Problem("missing_id", ".", f"person ids missing from 1..{ids[-1]}: {describe_ranges(gaps)}"))
     files: list[tuple[int, Path]] = []
     for pid in ids:
         # every entry but real folders: links, pipes and the like are reported below, never silently dropped
@@ -182,6 +184,15 @@ def validate(root: Path, pattern: str = DEFAULT_PATTERN, channels: str = "auto",
     images: list[ImageRecord] = []
     for pid, f in tqdm(files, desc="validate", unit="file", disable=not progress):
         rel = f.relative_to(root).as_posix()
+        bad_name = path_problem(rel)
+        if bad_name:  # a manifest could not name it (a backslash, say): rename the file
+            problems.append(Problem("bad_name", rel, f"the path {bad_name}; rename the file"))
+            continue
+        if not within(f, root):  # a link, or a linked person folder, that leaves ROOT
+            problems.append(Problem("outside_root", rel, "resolves outside ROOT through a symbolic link; links that "
+                                    "leave ROOT are not followed: copy the file under ROOT, or validate the folder "
+                                    "that holds it"))
+            continue
         if f.suffix.lower() not in IMAGE_EXTENSIONS:
             problems.append(Problem("not_image", rel, f"extension {f.suffix or '(none)'!r} is not an image type"))
             continue
@@ -198,6 +209,25 @@ def validate(root: Path, pattern: str = DEFAULT_PATTERN, channels: str = "auto",
         colour = [r for r in images if r.path in ok and r.mode not in SINGLE_CHANNEL_MODES]
         channels, fit = _colour_mode(root, colour) if colour else ("gray", None)
     return ValidationReport(str(root), pattern, channels, labels, images, problems, fit)
+
+
+def missing_ranges(ids: list[int]) -> list[tuple[int, int]]:
+    """(first, last) of each run of person numbers 1 … max(ids) absent from the sorted `ids`: as many runs as
+    folders at most, whatever the largest number."""
+    gaps, expect = [], 1
+    for i in ids:
+        if i > expect:
+            gaps.append((expect, i - 1))
+        expect = max(expect, i + 1)
+    return gaps
+
+
+def describe_ranges(gaps: list[tuple[int, int]], shown: int = 20) -> str:
+    """'ID_4, ID_6–ID_9 missing' (the first `shown` runs, then how many more)."""
+    text = ", ".join(f"ID_{a}" if a == b else f"ID_{a}–ID_{b}" for a, b in gaps[:shown])
+    if len(gaps) > shown:
+        text += f" and {len(gaps) - shown} more runs ({sum(b - a + 1 for a, b in gaps)} ids in all)"
+    return text + " missing"
 
 
 def _colour_mode(root: Path, colour: list[ImageRecord], sample: int = 16) -> tuple[str, float]:

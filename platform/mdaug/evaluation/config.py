@@ -5,6 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mdaug.augment import AugmentConfig
+from mdaug.bounds import (
+    BATCH_MAX,
+    COUNT_MAX,
+    CPUS_MAX,
+    GPUS_MAX,
+    LR_MAX,
+    PER_PERSON_MAX,
+    WIDTH_MAX,
+    SettingError,
+    integer,
+    integers,
+    named,
+    real,
+    reals,
+)
 
 ALL = 0  # k = ALL: every real train image of each person
 
@@ -62,17 +77,30 @@ class EvalConfig:
     def __post_init__(self) -> None:
         from mdaug.evaluation.arms import ALL_ARMS, REAL, SYNTHETIC
 
-        if self.seeds < 2:
-            raise ValueError(f"seeds must be ≥ 2 for a confidence interval, got {self.seeds}")
-        if not self.ks or any(k < 0 for k in self.ks):
-            raise ValueError(f"ks takes positive counts or 0 (all), got {self.ks}")
-        if not self.ratios or any(r <= 0 for r in self.ratios):
-            raise ValueError(f"ratios must be > 0, got {self.ratios}")
+        integers(self, "ks", 0, PER_PERSON_MAX, " (0: all)")
+        integers(self, "control_ks", 0, PER_PERSON_MAX, " (0: all; null: every k)", optional=True)
+        integer(self, "seeds", 2, 1000, " (≥ 2 for a confidence interval)")
+        reals(self, "ratios", 0.0, 100.0, lo_open=True)
+        real(self, "reference_ratio", 0.0, 100.0, lo_open=True)
         if self.control_ks is not None and not set(self.control_ks) <= set(self.ks):
-            raise ValueError(f"control_ks {self.control_ks} must be among ks {self.ks}: set control_ks too")
+            raise SettingError(self, "control_ks", f"{{at}}control_ks {self.control_ks} must be among {{at}}ks "
+                                                   f"{self.ks}: set {{at}}control_ks too")
         if self.reference_ratio not in self.ratios:
-            raise ValueError(f"reference_ratio {self.reference_ratio} is not one of ratios {self.ratios}: set "
-                             "reference_ratio too")
+            raise SettingError(self, "reference_ratio", f"{{at}}reference_ratio {self.reference_ratio} is not one of "
+                                                        f"{{at}}ratios {self.ratios}: set {{at}}reference_ratio too")
+        integer(self, "steps", 1, COUNT_MAX)
+        if self.converge:
+            integer(self, "max_steps", self.steps, COUNT_MAX, f" (at least steps={self.steps}, with converge)")
+        real(self, "convergence_points", 0.0, 100.0, note=" accuracy points")
+        integer(self, "batch_size", 1, BATCH_MAX)
+        real(self, "lr", 0.0, LR_MAX, lo_open=True)
+        integer(self, "width", 1, WIDTH_MAX)
+        if self.image_size is not None:
+            integer(self, "image_size", 8, 1024, " pixels (null: the data's own size)")
+        integer(self, "bootstrap", 100, COUNT_MAX // 10)
+        real(self, "cpus_per_run", 0.0, CPUS_MAX, lo_open=True)
+        real(self, "gpus_per_run", 0.0, GPUS_MAX)
+        named(self, "experiment")
         unknown = set(self.arms or ()) - set(ALL_ARMS)
         if unknown:
             raise ValueError(f"unknown arms {sorted(unknown)}; arms: {', '.join(ALL_ARMS)}")

@@ -3,6 +3,7 @@ and a real | generated sample grid."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,14 @@ from mdaug.evaluation.scoring import RunResult
 from mdaug.evaluation.sets import EvalData
 from mdaug.evaluation.stats import ArmRow
 from mdaug.imaging import labelled_grid, tensor_image
-from mdaug.storage import join
+from mdaug.storage import join, write_bytes
+
+
+def _save(fig: Figure, path: Path) -> None:
+    """The figure as PNG, whole or not at all."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    write_bytes(path, buf.getbuffer())
 
 
 def accuracy_vs_k(rows: list[ArmRow], path: Path) -> Path:
@@ -38,7 +46,7 @@ def accuracy_vs_k(rows: list[ArmRow], path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     return path
 
 
@@ -59,7 +67,7 @@ def per_person_gain(results: list[RunResult], arms: list[str], k: int, person_of
     ax.set(xlabel="person id", ylabel="accuracy gain vs real (points)", title=f"Per-person gain at k={k_label(k)}")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     return path
 
 
@@ -71,7 +79,7 @@ def confusion_pair(results: list[RunResult], arms: list[str], k: int, path: Path
         ax.imshow(cm / np.maximum(cm.sum(1, keepdims=True), 1), cmap="viridis", vmin=0, vmax=1)
         ax.set(title=f"{arm}, k={k_label(k)} (all seeds)", xlabel="predicted", ylabel="true")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     return path
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import csv
 import html
+import io
 import math
 import platform
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from mdaug.evaluation.arms import ARM_HELP
 from mdaug.evaluation.stats import ArmRow
+from mdaug.storage import write_text
 from mdaug.tables import markdown_table
 
 COLUMNS = ("arm", "k", "seeds", "train_images", "accuracy", "accuracy_lo", "accuracy_hi", "macro_f1", "versus",
@@ -33,11 +35,12 @@ def fmt_value(v: object) -> str:
 
 def write_tables(rows: list[ArmRow], out: Path) -> tuple[Path, Path]:
     csv_path, md_path = out / "comparison.csv", out / "comparison.md"
-    with csv_path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS)
-        w.writeheader()
-        w.writerows(r.to_dict() for r in rows)
-    md_path.write_text(markdown_table(table_rows(rows)))
+    text = io.StringIO(newline="")
+    w = csv.DictWriter(text, fieldnames=COLUMNS)
+    w.writeheader()
+    w.writerows(r.to_dict() for r in rows)
+    write_text(csv_path, text.getvalue())
+    write_text(md_path, markdown_table(table_rows(rows)))
     return csv_path, md_path
 
 
@@ -107,5 +110,5 @@ sign-flip permutation test over seeds; Holm adjusts the sign-flip p within each 
 <p>Generated {time.strftime("%Y-%m-%d %H:%M %Z")} on {html.escape(platform.node())}.</p>
 </body></html>"""
     path = out / "report.html"
-    path.write_text(doc)
+    write_text(path, doc)
     return path

@@ -12,8 +12,8 @@ import torch
 
 from mdaug.data.images import load_image
 from mdaug.data.manifest import Manifest
+from mdaug.data.paths import inside
 from mdaug.data.validate import validate
-from mdaug.storage import join
 
 
 @dataclass
@@ -36,8 +36,8 @@ class ImageSet:
 
 def _load(root: Path | str, items: list[tuple[str, int, str]], size: int, channels: str,
           skipped: int = 0) -> ImageSet:
-    """`root`: a local folder or a storage URI."""
-    images = np.stack([load_image(join(root, p), channels, size) for p, _, _ in items])
+    """`root`: a local folder or a storage URI; a path that leaves it is refused (UnsafePathError)."""
+    images = np.stack([load_image(inside(root, p), channels, size) for p, _, _ in items])
     return ImageSet(str(root), torch.from_numpy(images), np.array([lab for _, lab, _ in items]),
                     [p for p, _, _ in items], [h for _, _, h in items], skipped)
 

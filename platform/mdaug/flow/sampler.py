@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mdaug.bounds import CFG_MAX, SAMPLER_STEPS_MAX, SHIFT_MAX, choice, integer, real
+
 
 @dataclass(frozen=True)
 class SamplingConfig:
@@ -25,14 +27,12 @@ class SamplingConfig:
     cfg_mode: str = "batched"
 
     def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ValueError(f"steps must be ≥ 1, got {self.steps}")
-        if self.method not in ("euler", "heun"):
-            raise ValueError(f"method must be euler or heun, got {self.method!r}")
-        if self.cfg_mode not in ("batched", "two_pass"):
-            raise ValueError(f"cfg_mode must be batched or two_pass, got {self.cfg_mode!r}")
-        if self.timestep_shift <= 0:
-            raise ValueError(f"timestep_shift must be > 0, got {self.timestep_shift}")
+        integer(self, "steps", 1, SAMPLER_STEPS_MAX)
+        choice(self, "method", ("euler", "heun"))
+        real(self, "cfg_scale", 0.0, CFG_MAX, note=" (1: no guidance)")
+        real(self, "cfg_interval_start", 0.0, 1.0)
+        real(self, "timestep_shift", 0.0, SHIFT_MAX, lo_open=True)
+        choice(self, "cfg_mode", ("batched", "two_pass"))
 
 
 def shifted_times(steps: int, shift: float) -> torch.Tensor:

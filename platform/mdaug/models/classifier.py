@@ -69,8 +69,8 @@ def save_classifier(net: PersonClassifier, path: Path, extra: dict | None = None
     """A standalone classifier file: config, weights and what it was trained on (`extra`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": "mdaug-classifier/1", "config": asdict(net.config), "state_dict": net.state_dict(),
-                **(extra or {})}, path)
+    storage.atomic_torch_save({"format": "mdaug-classifier/1", "config": asdict(net.config),
+                               "state_dict": net.state_dict(), **(extra or {})}, path)
 
 
 def load_classifier(path: Path | str) -> tuple[PersonClassifier, dict]:

@@ -287,8 +287,8 @@ def load_official_vavae(path: str | Path, *, ch: int = 128, ch_mult: tuple[int, 
 def save_vae(model: AutoencoderKL, path: str | Path, architecture: str, extra: dict | None = None) -> str:
     """Write a standalone mdaug VAE checkpoint; returns the model identity stored in it."""
     identity = model.identity()
-    torch.save({"format": "mdaug-vae/1", "config": asdict(model.config), "architecture": architecture,
-                "identity": identity, "state_dict": model.state_dict(), **(extra or {})}, path)
+    storage.atomic_torch_save({"format": "mdaug-vae/1", "config": asdict(model.config), "architecture": architecture,
+                               "identity": identity, "state_dict": model.state_dict(), **(extra or {})}, path)
     return identity
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mdaug.bounds import PER_PERSON_MAX, SEED_MAX, WAIT_MAX_S, WORKERS_MAX, SettingError, integer, integers, named, real
 from mdaug.evaluation.config import ALL, EvalConfig
 from mdaug.flow.sampler import SamplingConfig
 from mdaug.ray_mlflow.config import SweepConfig, TrainJobConfig
@@ -56,6 +57,22 @@ class PipelineConfig:
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     experiment: str = "mdaug"
     storage: str = ""
+
+    def __post_init__(self) -> None:
+        named(self, "name")
+        named(self, "experiment")
+        real(self, "val", 0.0, 1.0, lo_open=True, hi_open=True, note=" (a fraction of each person's images)")
+        real(self, "test", 0.0, 1.0, lo_open=True, hi_open=True, note=" (a fraction of each person's images)")
+        if self.val + self.test >= 1:
+            raise SettingError(self, "val", f"{{at}}val={self.val} + {{at}}test={self.test} = {self.val + self.test:g}:"
+                                            " the validation and test fractions must leave train images (sum < 1)")
+        integer(self, "split_seed", 0, SEED_MAX)
+        if self.workers is not None:
+            integer(self, "workers", 1, WORKERS_MAX, " (null: train.workers)")
+        real(self, "resource_wait_s", 0.0, WAIT_MAX_S, note=" seconds (0: refuse at once)")
+        integers(self, "generator_ks", 0, PER_PERSON_MAX, " (0: all; null: one per evaluated k)", optional=True)
+        # every evaluated k having a generator is the pipeline's check (runner.check_settings): the evaluation's
+        # own entry point loads this schema too, with generated folders of its own
 
     @property
     def dit_ks(self) -> tuple[int, ...]:

@@ -3,22 +3,21 @@ was made with the same configuration as now, including everything upstream of it
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
-import socket
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from mdaug.config import to_yaml
+from mdaug.locks import OutputLocked, exclusive  # noqa: F401 - OutputLocked: importable from here
 from mdaug.pipeline.config import STAGES, PipelineConfig
-from mdaug.pipeline.steps import STAGE_FUNCTIONS, Context, Paths, train_job
+from mdaug.pipeline.ownership import Ownership, check_claimable
+from mdaug.pipeline.steps import STAGE_FUNCTIONS, Context, Paths, generator_for, train_job
 from mdaug.ray_mlflow.preflight import check_vae_files
-from mdaug.ray_mlflow.tracking import DESCRIPTION, folder_store, mlflow_run, tracking_uri
+from mdaug.ray_mlflow.tracking import DESCRIPTION, folder_store, mlflow_run, shown_tracking_uri
+from mdaug.storage import join, write_text
 
 
 def _hash(obj: object) -> str:
@@ -81,36 +80,7 @@ class StageLog:
         self.done[stage] = {"hash": key, "seconds": round(seconds, 2), "finished": time.strftime("%FT%T")}
         for s in later:
             self.done.pop(s, None)
-        tmp = self.path.with_suffix(".json.tmp")  # a kill mid-write must not leave a truncated record
-        tmp.write_text(json.dumps(self.done, indent=1))
-        os.replace(tmp, self.path)
-
-
-class OutputLocked(RuntimeError):
-    """Another pipeline is running on the same output folder."""
-
-
-@contextmanager
-def exclusive(out: Path) -> Iterator[None]:
-    """Hold out/.pipeline.lock (an OS lock: released when the process ends, however it ends) for the run."""
-    path = out / ".pipeline.lock"
-    handle = path.open("a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "an unknown process"
-        handle.close()
-        raise OutputLocked(f"{out} is in use by another pipeline ({holder}); wait for it, or choose another --out") \
-            from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%F %T')}")
-    handle.flush()
-    try:
-        yield
-    finally:
-        handle.close()
+        write_text(self.path, json.dumps(self.done, indent=1))  # whole or not at all
 
 
 def close_killed_runs(client, out: Path, experiment: str, current: str, echo: Callable[[str], None]) -> None:
@@ -127,33 +97,52 @@ def close_killed_runs(client, out: Path, experiment: str, current: str, echo: Ca
         echo(f"marked {len(stale)} MLflow runs of an interrupted pipeline KILLED")
 
 
-def run_pipeline(cfg: PipelineConfig, start: str | None = None, only: str | None = None,
-                 echo: Callable[[str], None] = print) -> dict[str, Path]:
-    """Run (or resume) the pipeline; returns where its outputs are. `start` forces that stage and every later
-    one; `only` runs one stage (forced). A second pipeline on the same output folder is refused at once."""
-    out = Path(cfg.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    with exclusive(out):
-        return _run(cfg, out, start, only, echo)
-
-
-def _run(cfg: PipelineConfig, out: Path, start: str | None, only: str | None,
-         echo: Callable[[str], None]) -> dict[str, Path]:
-    paths = Paths(out, Path(cfg.data).resolve() if cfg.data else out / "data", cfg.storage)
-    if cfg.data is not None and not paths.data.is_dir():
-        raise FileNotFoundError(f"--data {paths.data} is not a folder (expected ROOT/ID_1 … ROOT/ID_31)")
+def check_settings(cfg: PipelineConfig, out: Path, start: str | None = None, only: str | None = None) -> list[str]:
+    """Everything about the settings that can be checked before any stage runs, writing nothing (the sections'
+    own bounds were checked when the configuration loaded); returns the stages this pipeline runs."""
+    if cfg.data is not None:
+        data = Path(cfg.data).resolve()
+        if not data.is_dir():
+            raise FileNotFoundError(f"--data {data} is not a folder (expected ROOT/ID_1 … ROOT/ID_31)")
+        if out == data or data in out.parents:
+            raise ValueError(f"--out {out} is inside --data {data}: the pipeline would read its own outputs as "
+                             "images; choose an output folder outside the data")
     check_vae_files(cfg.train.vae, "train.vae.")  # now, not after the stages before the VA-VAE's
+    for k in cfg.evaluation.ks:
+        generator_for(cfg, k)  # every evaluated k has a generator
     stages = [s for s in STAGES if not (s == "simulate" and cfg.data is not None)]
     for name in (start, only):
         if name is not None and name not in stages:
             raise ValueError(f"unknown or inactive stage {name!r}; stages: {', '.join(stages)}")
+    check_claimable(out)
+    return stages
+
+
+def run_pipeline(cfg: PipelineConfig, start: str | None = None, only: str | None = None,
+                 echo: Callable[[str], None] = print) -> dict[str, Path]:
+    """Run (or resume) the pipeline; returns where its outputs are. `start` forces that stage and every later
+    one; `only` runs one stage (forced). Every setting is checked before anything is written; the output folder
+    must be new, empty or an earlier pipeline's (ownership.py); a second pipeline on it is refused at once."""
+    out = Path(cfg.out).resolve()
+    stages = check_settings(cfg, out, start, only)
+    out.mkdir(parents=True, exist_ok=True)
+    with exclusive(out):
+        return _run(cfg, out, stages, start, only, echo)
+
+
+def _run(cfg: PipelineConfig, out: Path, stages: list[str], start: str | None, only: str | None,
+         echo: Callable[[str], None]) -> dict[str, Path]:
+    check_claimable(out)  # again, under the lock
+    owner = Ownership(out)
+    storage = join(cfg.storage, f"{out.name}-{owner.id}") if cfg.storage else ""  # this pipeline's own prefix
+    paths = Paths(out, Path(cfg.data).resolve() if cfg.data else out / "data", storage)
     keys, log = stage_keys(cfg, paths, stages), StageLog(out)
     t_all, forced, ran = time.perf_counter(), False, []
     tags = {"kind": "pipeline", "config": cfg.name}
     with mlflow_run(out, cfg.experiment, "pipeline", tags) as (client, run_id):
         client.log_text(run_id, to_yaml(cfg), "config.yaml")  # the resolved configuration
         close_killed_runs(client, out, cfg.experiment, run_id, echo)
-        ctx = Context(cfg, paths, run_id, echo)
+        ctx = Context(cfg, paths, run_id, echo, owner)
         for stage in stages:
             forced = forced or stage == start
             if only is not None and stage != only:
@@ -182,7 +171,7 @@ def _run(cfg: PipelineConfig, out: Path, start: str | None, only: str | None,
         for line in verdict.read_text().splitlines():
             echo(f"  {line}")
         echo(f"report: {paths.report}")
-    echo(f"MLflow: mlflow ui --backend-store-uri {tracking_uri(out)} --host 127.0.0.1 --workers 1   "
+    echo(f"MLflow: mlflow ui --backend-store-uri {shown_tracking_uri(out)} --host 127.0.0.1 --workers 1   "
          f"(experiment {cfg.experiment!r}; or python eval/compare.py --experiment {cfg.experiment} "
          f"--tracking-dir {out})")
     return {"out": out, "data": paths.data, "manifest": paths.manifest, "report": paths.report}

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -22,6 +21,7 @@ from mdaug.evaluation.config import ALL, k_label
 from mdaug.flow.sampler import SamplingConfig
 from mdaug.models.vavae import vae_record
 from mdaug.pipeline.config import PipelineConfig
+from mdaug.pipeline.ownership import Ownership
 from mdaug.ray_mlflow.config import TrainJobConfig
 from mdaug.ray_mlflow.datasets import log_manifest_inputs
 from mdaug.ray_mlflow.eval_job import run_evaluation
@@ -32,7 +32,7 @@ from mdaug.ray_mlflow.sweep import run_sweep
 from mdaug.ray_mlflow.tracking import log_params, mlflow_run
 from mdaug.ray_mlflow.train_job import run_train_job
 from mdaug.sim import simulate_dataset
-from mdaug.storage import join, publish
+from mdaug.storage import join, publish, write_bytes, write_text
 from mdaug.training.dit_module import load_dit
 
 
@@ -105,6 +105,7 @@ class Context:
     paths: Paths
     parent_run_id: str
     echo: Callable[[str], None]
+    owner: Ownership  # what under the output folder the pipeline made: all it may delete or replace
     report: ValidationReport | None = None  # the validate stage's, reused by split in the same run
 
 
@@ -148,9 +149,8 @@ def _small_run(ctx: Context, stage: str, params: dict, artifacts: list[Path], ma
 
 def simulate(ctx: Context) -> None:
     """The task's walkers; and, for the autoencoder, walkers who are not among them."""
-    shutil.rmtree(ctx.paths.data, ignore_errors=True)
-    summary = simulate_dataset(ctx.paths.data, ctx.cfg.sim)
-    shutil.rmtree(ctx.paths.aux, ignore_errors=True)
+    summary = simulate_dataset(ctx.owner.clear(ctx.paths.data), ctx.cfg.sim)
+    ctx.owner.clear(ctx.paths.aux)
     if ctx.cfg.aux is not None:
         simulate_dataset(ctx.paths.aux, ctx.cfg.aux, progress=False)
     _small_run(ctx, "simulate", asdict(ctx.cfg.sim) | {"max_doppler_hz": summary["max_doppler_hz"]},
@@ -159,8 +159,8 @@ def simulate(ctx: Context) -> None:
 
 def validate_stage(ctx: Context) -> None:
     report = ctx.report = validate(ctx.paths.data)
-    path = ctx.paths.output_of("validate")
-    path.write_text(json.dumps(report.to_dict(), indent=1))
+    path = ctx.owner.claim(ctx.paths.output_of("validate"))
+    write_text(path, json.dumps(report.to_dict(), indent=1))
     ctx.echo(report.table())
     _small_run(ctx, "validate", {"root": str(ctx.paths.data), "usable": len(report.usable),
                                  "problems": len(report.problems)}, [path])
@@ -169,13 +169,15 @@ def validate_stage(ctx: Context) -> None:
 def split(ctx: Context) -> None:
     report = ctx.report or validate(ctx.paths.data, progress=False)
     c = ctx.cfg
-    split_report(report, c.val, c.test, seed=c.split_seed).save(ctx.paths.manifest)
+    split_report(report, c.val, c.test, seed=c.split_seed).save(ctx.owner.claim(ctx.paths.manifest))
     if c.data is None and c.aux is not None:  # the other walkers: train and val for the autoencoder
         split_report(validate(ctx.paths.aux, progress=False), c.val, 0.0, seed=c.split_seed).save(
-            ctx.paths.aux_manifest)
+            ctx.owner.claim(ctx.paths.aux_manifest))
     m = Manifest.load(ctx.paths.manifest)
     counts = {s: len(m.split(s)) for s in ("train", "val", "test")}
     ctx.echo(f"manifest {ctx.paths.manifest}: " + ", ".join(f"{s} {n}" for s, n in counts.items()))
+    for e in (e for e in m.excluded if e["kind"] == "no_usable_image"):
+        ctx.echo(f"excluded person folder {e['path']}: {e['reason']}")
     _small_run(ctx, "split", {"val": c.val, "test": c.test, "seed": c.split_seed, **counts}, [ctx.paths.manifest], m)
 
 
@@ -197,6 +199,7 @@ def train_job(c: PipelineConfig, paths: Paths, stage: str, dit_k: int = 0) -> Tr
 
 
 def _train(ctx: Context, stage: str, dit_k: int = 0) -> None:
+    ctx.owner.claim(ctx.paths.train)
     run_train_job(train_job(ctx.cfg, ctx.paths, stage, dit_k), ctx.parent_run_id)
 
 
@@ -213,14 +216,15 @@ def train(stage: str) -> Callable[[Context], None]:
 
 def dit(ctx: Context) -> None:
     """One DiT per generator k, each trained on the first k train images per person."""
-    ctx.paths.output_of("dit").unlink(missing_ok=True)
+    ctx.owner.claim(ctx.paths.train)
+    ctx.owner.clear(ctx.paths.output_of("dit"))
     for k in ctx.cfg.dit_ks:
         _train(ctx, "dit", k)
         identity = load_dit(ctx.paths.dit(k))[2].get("identity_metrics")
         if identity:
             ctx.echo(f"DiT k={k_label(k)}: identity ratio {identity['identity_ratio']:.2f} at its last epoch "
                      f"(the person classifier recognises {identity['identity_accuracy']:.0%} of its samples)")
-    ctx.paths.output_of("dit").write_text(",".join(map(str, ctx.cfg.dit_ks)))
+    write_text(ctx.paths.output_of("dit"), ",".join(map(str, ctx.cfg.dit_ks)))
 
 
 def sampling_settings(ctx: Context) -> SamplingConfig:
@@ -232,11 +236,11 @@ def sweep(ctx: Context) -> None:
     """The sampling sweep on the smallest k's DiT; its folder is kept, so a rerun after a kill resumes the sweep.
     Then that DiT with the best settings is registered as the generator (`register_generator`)."""
     if ctx.cfg.sweep.trials == 0:
-        shutil.rmtree(ctx.paths.sweep, ignore_errors=True)
-        ctx.paths.sweep.mkdir(parents=True)
-        ctx.paths.output_of("sweep").write_text(yaml.safe_dump({}))
+        ctx.owner.clear(ctx.paths.sweep).mkdir(parents=True)
+        write_text(ctx.paths.output_of("sweep"), yaml.safe_dump({}))
         ctx.echo(f"sweep off (trials = 0): sampling with {asdict(ctx.cfg.sampling)}")
     else:
+        ctx.owner.claim(ctx.paths.sweep)
         tune = ctx.paths.uri(ctx.paths.sweep / "tune") if ctx.cfg.storage else None
         run_sweep(ctx.paths.uri(ctx.paths.dit(ctx.cfg.dit_ks[0])), None, ctx.paths.sweep, ctx.cfg.sweep,
                   experiment=ctx.cfg.experiment, tracking_dir=ctx.paths.out, parent_run_id=ctx.parent_run_id,
@@ -260,16 +264,15 @@ def register_generator(ctx: Context) -> None:
 def generate(ctx: Context) -> None:
     """A generated set per generator k (synthetic/k5, …), with its identity ratio and memorisation figures."""
     # finished sets of earlier settings go; an interrupted run's .k5.partial is resumed (restarted if they differ)
+    ctx.owner.claim(ctx.paths.synthetic)
     for old in ctx.paths.synthetic.glob("[!.]*"):
-        if old.is_dir():
-            shutil.rmtree(old)
-        else:
-            old.unlink()
+        ctx.owner.clear(old)
     per_generator, _ = counts_needed(ctx.cfg, Manifest.load(ctx.paths.manifest))
     for k, per_person in per_generator.items():
         run_generate_job(ctx.paths.uri(ctx.paths.dit(k)), ctx.paths.synthetic_k(k), per_person,
                          sampling_settings(ctx), workers=ctx.cfg.workers or 2, experiment=ctx.cfg.experiment,
-                         tracking_dir=ctx.paths.out, parent_run_id=ctx.parent_run_id)
+                         tracking_dir=ctx.paths.out, parent_run_id=ctx.parent_run_id,
+                         resource_wait_s=ctx.cfg.resource_wait_s)
         publish_output(ctx, ctx.paths.synthetic_k(k))
         quality = read_quality(ctx.paths.synthetic_k(k))
         if quality is not None:
@@ -281,20 +284,20 @@ def evaluate(ctx: Context) -> None:
     oracle = None
     if c.data is None:  # simulated data: fresh recordings of the same persons are the oracle
         _, n = counts_needed(c, Manifest.load(ctx.paths.manifest))
-        shutil.rmtree(ctx.paths.oracle, ignore_errors=True)
-        simulate_dataset(ctx.paths.oracle, replace(c.sim, first_sample=c.sim.first_sample + c.sim.per_person,
-                                                   per_person=n), progress=False)
+        fresh = replace(c.sim, first_sample=c.sim.first_sample + c.sim.per_person, per_person=n)
+        simulate_dataset(ctx.owner.clear(ctx.paths.oracle), fresh, progress=False)
         oracle = str(ctx.paths.oracle)
-    shutil.rmtree(ctx.paths.eval, ignore_errors=True)
+    ctx.owner.clear(ctx.paths.eval)
     folders = tuple(str(p) for p in sorted(ctx.paths.synthetic.iterdir()) if p.is_dir())
     cfg = replace(c.evaluation, data=str(ctx.paths.manifest), synthetic=folders, oracle=oracle,
                   out=str(ctx.paths.eval), experiment=c.experiment)
-    run_evaluation(cfg, tracking_dir=ctx.paths.out, parent_run_id=ctx.parent_run_id, echo=ctx.echo)
+    run_evaluation(cfg, tracking_dir=ctx.paths.out, parent_run_id=ctx.parent_run_id, echo=ctx.echo,
+                   resource_wait_s=c.resource_wait_s)
     publish_output(ctx, ctx.paths.eval)
 
 
 def report(ctx: Context) -> None:
-    shutil.copyfile(ctx.paths.eval / "report.html", ctx.paths.report)
+    write_bytes(ctx.owner.claim(ctx.paths.report), (ctx.paths.eval / "report.html").read_bytes())
     publish_output(ctx, ctx.paths.report)
 
 

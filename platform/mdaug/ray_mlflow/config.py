@@ -9,6 +9,28 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mdaug.bounds import (
+    BATCH_MAX,
+    CFG_MAX,
+    COUNT_MAX,
+    CPUS_MAX,
+    GPUS_MAX,
+    LR_MAX,
+    PER_PERSON_MAX,
+    SAMPLER_STEPS_MAX,
+    SEED_MAX,
+    SHIFT_MAX,
+    WAIT_MAX_S,
+    WIDTH_MAX,
+    WORKERS_MAX,
+    SettingError,
+    choice,
+    integer,
+    interval,
+    named,
+    real,
+    refuse,
+)
 from mdaug.storage import join
 
 STAGES = ("classifier", "vae", "latents", "dit")
@@ -23,6 +45,12 @@ class ClassifierStage:
     batch_size: int = 32
     width: int = 128
     lr: float = 4e-3
+
+    def __post_init__(self) -> None:
+        integer(self, "steps", 1, COUNT_MAX)
+        integer(self, "batch_size", 1, BATCH_MAX)
+        integer(self, "width", 1, WIDTH_MAX)
+        real(self, "lr", 0.0, LR_MAX, lo_open=True)
 
 
 @dataclass(frozen=True)
@@ -53,9 +81,23 @@ class VAEStage:
     checkpoint: str | None = None  # an official VA-VAE checkpoint: fine-tune from it
 
     def __post_init__(self) -> None:
+        from mdaug.models.vavae import VAE_ARCHITECTURES
+
+        choice(self, "architecture", VAE_ARCHITECTURES)
+        integer(self, "epochs", 1, COUNT_MAX)
+        integer(self, "steps_per_epoch", 0, COUNT_MAX, " (0: one pass over the training images)")
+        integer(self, "batch_size", 1, BATCH_MAX)
+        real(self, "lr", 0.0, LR_MAX, lo_open=True)
+        interval(self, "betas", 0.0, 0.9999, note=" (Adam's β1, β2 < 1)")
+        integer(self, "train_per_person", 0, PER_PERSON_MAX, " (0: all)")
+        real(self, "identity_weight", 0.0, 1e6, note=" (0: no identity loss)")
+        integer(self, "identity_steps", 1, COUNT_MAX)
+        integer(self, "disc_start", 0, 10**9, " generator steps")
+        real(self, "kl_weight", 0.0, 1e6)
+        choice(self, "vf_encoder", ("dinov2", "none"))
         if self.vf_weights and self.vf_encoder == "none":
-            raise ValueError("vae.vf_weights is set but vae.vf_encoder is none: set vae.vf_encoder=dinov2 for the VF "
-                             "loss (or drop vf_weights)")
+            raise SettingError(self, "vf_weights", "{at}vf_weights is set but {at}vf_encoder is none: set "
+                                                   "{at}vf_encoder=dinov2 for the VF loss (or drop vf_weights)")
 
 
 @dataclass(frozen=True)
@@ -76,6 +118,22 @@ class DiTStage:
     class_dropout: float = 0.1
     preview_steps: int = 25
     preview_cfg: float = 4.0
+
+    def __post_init__(self) -> None:
+        from mdaug.models.dit import DIT_SIZES
+
+        choice(self, "size", DIT_SIZES)
+        integer(self, "patch_size", 1, 64)
+        integer(self, "epochs", 1, COUNT_MAX)
+        integer(self, "steps_per_epoch", 0, COUNT_MAX, " (0: one pass over the training latents)")
+        integer(self, "train_per_person", 0, PER_PERSON_MAX, " (0: all)")
+        integer(self, "identity_per_person", 1, 1000)
+        integer(self, "batch_size", 1, BATCH_MAX)
+        real(self, "lr", 0.0, LR_MAX, lo_open=True)
+        real(self, "ema_decay", 0.0, 1.0, hi_open=True)
+        real(self, "class_dropout", 0.0, 1.0, hi_open=True, note=" (a probability; 1 never trains the labels)")
+        integer(self, "preview_steps", 1, SAMPLER_STEPS_MAX)
+        real(self, "preview_cfg", 0.0, CFG_MAX)
 
 
 @dataclass(frozen=True)
@@ -106,12 +164,23 @@ class TrainJobConfig:
     dit: DiTStage = field(default_factory=DiTStage)
 
     def __post_init__(self) -> None:
+        from mdaug.models.vavae import VAE_ARCHITECTURES
+
         if self.stage not in STAGES:
-            raise ValueError(f"unknown stage {self.stage!r}; use one of {', '.join(STAGES)}")
-        if self.workers < 1:
-            raise ValueError(f"workers must be ≥ 1, got {self.workers}")
-        if self.resource_wait_s < 0:
-            raise ValueError(f"resource_wait_s must be ≥ 0 seconds, got {self.resource_wait_s}")
+            raise refuse(self, "stage", self.stage, f"unknown stage; use one of {', '.join(STAGES)}")
+        named(self, "experiment")
+        integer(self, "workers", 1, WORKERS_MAX)
+        real(self, "gpus_per_worker", 0.0, GPUS_MAX)
+        real(self, "cpus_per_worker", 0.0, CPUS_MAX, lo_open=True)
+        real(self, "resource_wait_s", 0.0, WAIT_MAX_S, note=" seconds (0: refuse at once)")
+        integer(self, "max_failures", 0, 100, " (Ray Train restarts; -1, forever, is refused)")
+        integer(self, "keep_checkpoints", 1, 1000)
+        integer(self, "seed", 0, SEED_MAX)
+        side = VAE_ARCHITECTURES[self.vae.architecture].latent_size
+        if side % self.dit.patch_size:
+            raise SettingError(self, "dit.patch_size", f"{{at}}dit.patch_size={self.dit.patch_size}: must divide the "
+                                                       f"latent side {side} of {{at}}vae.architecture="
+                                                       f"{self.vae.architecture}")
 
     @property
     def out_path(self) -> Path:
@@ -153,3 +222,15 @@ class SweepConfig:
     seed: int = 0  # seeds the search (the same sweep tries the same settings) and the trials' images
     cpus_per_trial: float = 1.0  # Ray CPUs reserved per trial (each trial samples on one thread)
     gpus_per_trial: float = 0.0  # > 0: the trial generates (bf16) and scores on its GPU
+
+    def __post_init__(self) -> None:
+        integer(self, "trials", 0, 10_000, " (0: no sweep)")
+        integer(self, "per_person", 1, 1000)
+        choice(self, "search", ("random", "optuna"))
+        interval(self, "cfg_scale", 0.0, CFG_MAX)
+        interval(self, "steps", 1, SAMPLER_STEPS_MAX, ints=True)
+        interval(self, "cfg_interval_start", 0.0, 1.0)
+        interval(self, "timestep_shift", 0.0, SHIFT_MAX, lo_open=True)
+        integer(self, "seed", 0, SEED_MAX)
+        real(self, "cpus_per_trial", 0.0, CPUS_MAX, lo_open=True)
+        real(self, "gpus_per_trial", 0.0, GPUS_MAX)

@@ -1,6 +1,7 @@
 """A manifest's images where every node reads them: with a job storage (s3://…, NFS), the rows' files are copied
 once under storage/data/<manifest hash>/ beside a manifest whose root is there. The manifest is written last, so
-a copy that was interrupted is redone, and one that finished is found again by any driver."""
+a copy that was interrupted is redone, and one that finished is found again by any driver. Every source and
+target is checked to stay under its root (symbolic links resolved) before the first byte is copied."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from mdaug.data.manifest import Manifest
+from mdaug.data.manifest import Manifest, ManifestError
+from mdaug.data.paths import UnsafePathError, inside
 from mdaug.storage import absolute, exists, is_uri, join, read_bytes, write_bytes
 
 if TYPE_CHECKING:
@@ -26,22 +28,32 @@ def publish_manifest(manifest: Manifest, location: str, storage: str) -> tuple[M
     """(the manifest as workers read it, its location). Without storage both stay where they are."""
     if not storage:
         return manifest, absolute(location)
+    manifest.check()  # again: its rows may have changed since it was built
     target = staged_location(manifest, storage)
     if exists(target):
         return Manifest.load(target), target
     root = manifest.root
     if not is_uri(root):
         root = target.rsplit("/", 1)[0]
+        pairs = [(manifest.file(row), _target(root, row.path)) for row in manifest.rows]
 
-        def copy(row) -> None:
-            write_bytes(join(root, row.path), read_bytes(manifest.file(row)))
+        def copy(pair: tuple[str, str]) -> None:
+            write_bytes(pair[1], read_bytes(pair[0]))
 
         with ThreadPoolExecutor(16) as pool:
-            list(tqdm(pool.map(copy, manifest.rows), total=len(manifest.rows), unit="img",
+            list(tqdm(pool.map(copy, pairs), total=len(pairs), unit="img",
                       desc=f"copy images to {root}", disable=len(manifest.rows) < 500))
     staged = replace(manifest, root=root)
     staged.save(target)
     return staged, target
+
+
+def _target(root: str, rel: str) -> str:
+    """Where a row's copy goes: under the staging folder, or ManifestError."""
+    try:
+        return inside(root, rel)
+    except UnsafePathError as err:
+        raise ManifestError(f"not staging {rel!r} to {root}: {err}; nothing was copied") from None
 
 
 def manifest_location(cfg: TrainJobConfig, manifest: Manifest) -> str:

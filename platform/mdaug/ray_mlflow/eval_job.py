@@ -30,11 +30,14 @@ from mdaug.evaluation.scoring import RunResult, train_and_score, train_run
 from mdaug.evaluation.sets import EvalData, load_eval_data, synthetic_info
 from mdaug.evaluation.stats import ArmRow, summarize
 from mdaug.evaluation.verdict import verdict
+from mdaug.locks import locks_output
 from mdaug.models.classifier import PersonClassifier
 from mdaug.ray_mlflow.datasets import log_manifest_inputs
+from mdaug.ray_mlflow.preflight import check_placeable
 from mdaug.ray_mlflow.ray_session import connect_ray
 from mdaug.ray_mlflow.tracking import DESCRIPTION, log_params, mlflow_run
-from mdaug.storage import absolute
+from mdaug.secrets import redact
+from mdaug.storage import absolute, write_text
 from mdaug.training.classifier import accuracy
 
 EVAL_TAG = "evaluation"
@@ -137,9 +140,12 @@ def _generators(budgets: dict[int, Budget], data: EvalData) -> tuple[list[tuple[
     return lines, notes, identity
 
 
+@locks_output("cfg.out", inside=False)  # .NAME.mdaug.lock beside it: the folder appears only when complete
 def run_evaluation(cfg: EvalConfig, tracking_dir: Path | None = None, parent_run_id: str | None = None,
-                   echo=print) -> EvalOutcome:
-    """Everything is checked before any test image is scored; the report folder appears only when complete."""
+                   echo=print, resource_wait_s: float = 0.0) -> EvalOutcome:
+    """Everything is checked before any test image is scored; the report folder appears only when complete.
+    A training task the cluster cannot place (cpus_per_run / gpus_per_run) is refused before any is started,
+    after giving an autoscaling cluster resource_wait_s seconds to add a node."""
     out = Path(cfg.out).resolve()
     if out.exists():
         raise FileExistsError(f"{out} already exists; choose another --out or remove it")
@@ -160,6 +166,9 @@ def run_evaluation(cfg: EvalConfig, tracking_dir: Path | None = None, parent_run
     for n in dict.fromkeys(notes):
         echo(f"note: {n}")
     connect_ray(cfg.cpus_per_run)
+    check_placeable("an evaluation run", {"CPU": cfg.cpus_per_run, "GPU": cfg.gpus_per_run}, 1, resource_wait_s,
+                    "cpus_per_run / gpus_per_run (the evaluation section)",
+                    f"resource_wait_s=SECONDS (the pipeline's; now {resource_wait_s:g})")
     data_ref = ray.put(data)
     steps, curve, converged, probe = choose_steps(data_ref, data, specs, cfg, echo)
     leak = check_leakage(data, probe)
@@ -175,7 +184,7 @@ def run_evaluation(cfg: EvalConfig, tracking_dir: Path | None = None, parent_run
         log_params(client, run_id, flatten(asdict(cfg)) | {"runs": len(specs), "test_images": len(data.test.paths),
                                                            "steps_used": steps, "primary": primary,
                                                            "converged": converged})
-        (tmp / "leakage.json").write_text(json.dumps(leak.to_dict(), indent=1))
+        write_text(tmp / "leakage.json", json.dumps(leak.to_dict(), indent=1))
         exp = client.get_run(run_id).info.experiment_id
         log_manifest_inputs(client, run_id, data.manifest, absolute(cfg.data),
                             {s: data.manifest.split(s) for s in ("train", "val", "test")})
@@ -197,12 +206,12 @@ def run_evaluation(cfg: EvalConfig, tracking_dir: Path | None = None, parent_run
         order = {s: i for i, s in enumerate(specs)}
         results.sort(key=lambda r: order[r.spec])
         context = {"primary": primary, "bootstrap": cfg.bootstrap, "budgets": budget_notes, "identity": identity}
-        (tmp / "results.json").write_text(json.dumps([r.to_dict() for r in results]))
-        (tmp / "context.json").write_text(json.dumps(context, indent=1))
+        write_text(tmp / "results.json", json.dumps([r.to_dict() for r in results]))
+        write_text(tmp / "context.json", json.dumps(context, indent=1))
         rows = summarize(results, primary, cfg.bootstrap)
         lines = verdict(rows, budget_notes, identity)
         write_tables(rows, tmp)
-        (tmp / "verdict.txt").write_text("\n".join(lines) + "\n")
+        write_text(tmp / "verdict.txt", "\n".join(lines) + "\n")
         wall = time.perf_counter() - t0
         facts = {"data": cfg.data, "synthetic": ", ".join(cfg.synthetic), "oracle": str(cfg.oracle),
                  "test images": str(len(data.test.paths)), "trainings": str(len(specs)),
@@ -232,7 +241,7 @@ def latest_evaluation(client, experiment: str, run_id: str | None = None):
         return client.get_run(run_id)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
-        raise ValueError(f"no MLflow experiment {experiment!r} at {client.tracking_uri}")
+        raise ValueError(f"no MLflow experiment {experiment!r} at {redact(client.tracking_uri)}")
     runs = client.search_runs([exp.experiment_id], f"tags.kind = '{EVAL_TAG}' and attributes.status = 'FINISHED'",
                               order_by=["attributes.start_time DESC"], max_results=1)
     if not runs:

@@ -27,11 +27,13 @@ from mdaug.generation import (
     prepare_output,
     write_chunk,
 )
-from mdaug.imaging import labelled_grid, tensor_image
+from mdaug.imaging import labelled_grid, save_image, tensor_image
+from mdaug.locks import locks_output
 from mdaug.models.vavae import vae_record
+from mdaug.ray_mlflow.preflight import check_placeable
 from mdaug.ray_mlflow.ray_session import connect_ray
 from mdaug.ray_mlflow.tracking import log_params, mlflow_run
-from mdaug.storage import exists
+from mdaug.storage import exists, write_text
 
 
 @ray.remote
@@ -83,17 +85,37 @@ def assess_output(gen: Generator, out: Path, classifier: str | None) -> dict | N
     if quality is None:
         manifest = Manifest.load(manifest_uri)
         quality = assess(out, manifest, gen.seen_rows(manifest), classifier) | _training_identity(gen)
-        (out / QUALITY).write_text(json.dumps(quality, indent=1))
+        write_text(out / QUALITY, json.dumps(quality, indent=1))
     return quality
 
 
+def actor_slots(workers: int, gpus_per_worker: float) -> int:
+    """CPU slots a local Ray needs for the actors (GPU actors ask for no CPU)."""
+    return 0 if gpus_per_worker else workers
+
+
+def check_actors(workers: int, gpus_per_worker: float, wait_s: float) -> None:
+    """Every actor gets chunks, so all must be placed at once: a ValueError now rather than a wait forever."""
+    connect_ray(actor_slots(workers, gpus_per_worker))
+    kind, amount = ("GPU", gpus_per_worker) if gpus_per_worker else ("CPU", 1.0)
+    check_placeable(f"generation ({workers} actors × {amount:g} {kind})", {kind: amount}, workers, wait_s,
+                    "--workers / --gpus-per-worker" if gpus_per_worker else "--workers (workers in the pipeline)",
+                    f"--resource-wait-s SECONDS (now {wait_s:g})")
+
+
+@locks_output("out", inside=False)  # .NAME.mdaug.lock beside it: the folder appears only when complete
 def run_generate_job(dit: str, out: Path, per_person: int, sampling: SamplingConfig, persons: list[int] | None = None,
                      seed: int = 0, vae: str | None = None, workers: int = 2, gpus_per_worker: float = 0.0,
                      experiment: str = "mdaug", tracking_dir: Path | None = None, batch: int = 64,
-                     parent_run_id: str | None = None, classifier: str | None = None) -> Path:
+                     parent_run_id: str | None = None, classifier: str | None = None,
+                     resource_wait_s: float = 0.0) -> Path:
     """Generate per_person images of every (or each given) person into `out` (a local folder: actors return the
     files); then measure the set's identity ratio and memorisation with the identity classifier (default: the
-    one the DiT checkpoint names) into out/quality.json. `dit`, `vae`, `classifier`: local paths or URIs."""
+    one the DiT checkpoint names) into out/quality.json. `dit`, `vae`, `classifier`: local paths or URIs.
+    Actors the cluster cannot place are refused before anything is read (after giving an autoscaling cluster
+    resource_wait_s seconds to add nodes)."""
+    if not Path(out).exists():  # a finished folder needs no actors
+        check_actors(workers, gpus_per_worker, resource_wait_s)
     gen = Generator.load(dit, vae)
     job = GenerationJob(per_person, check_job(gen, per_person, persons), seed, sampling, batch)
     expected = manifest_for(gen, job)
@@ -111,7 +133,7 @@ def run_generate_job(dit: str, out: Path, per_person: int, sampling: SamplingCon
         log_params(client, run_id, {"per_person": per_person, "seed": seed, "persons": len(job.persons),
                                     **{f"sampling.{k}": v for k, v in expected["sampling"].items()}})
         t0 = time.perf_counter()
-        connect_ray()
+        connect_ray(actor_slots(workers, gpus_per_worker))
         resources = {"num_gpus": gpus_per_worker} if gpus_per_worker else {"num_cpus": 1}
         gen_ref = ray.put(gen)
         actors = [GeneratorActor.options(**resources).remote(gen_ref) for _ in range(workers)]
@@ -131,7 +153,7 @@ def run_generate_job(dit: str, out: Path, per_person: int, sampling: SamplingCon
         seconds = time.perf_counter() - t0
         client.log_metric(run_id, "images_per_s", len(job.items()) / seconds)
         grid = out.parent / f"{out.name}_grid.png"
-        comparison_grid(gen, out, job).save(grid)
+        save_image(comparison_grid(gen, out, job), grid)
         client.log_artifact(run_id, str(grid))
         client.log_artifact(run_id, str(out / "manifest.json"))
         quality = assess_output(gen, out, classifier)

@@ -79,6 +79,20 @@ def waited_note(wait_s: float) -> str:
     return f" after waiting {wait_s:g} s for the autoscaler" if wait_s > 0 else ""
 
 
+def check_placeable(what: str, bundle: dict[str, float], count: int, wait_s: float, lower: str,
+                    wait_how: str) -> None:
+    """`count` × `bundle` (a job's tasks or actors, all placed at once) that the cluster cannot place would wait
+    forever (Ray only warns): a ValueError now, after giving an autoscaling cluster wait_s seconds to add nodes.
+    `what` needs …; `lower`: the knobs that ask for less; `wait_how`: how to give the cluster time."""
+    bundle = {k: v for k, v in bundle.items() if v > 0}
+    missing = wait_for_resources([bundle] * count, wait_s)
+    if missing:
+        needs = " and ".join(f"{n:g} {k}" for k, (n, _) in missing.items())
+        has = " and ".join(f"{h:g} {k}" for k, (_, h) in missing.items())
+        raise ValueError(f"{what} needs {needs}; the cluster has {has}{waited_note(wait_s)}. Lower {lower}, or give "
+                         f"an autoscaling cluster time to add nodes: {wait_how}.")
+
+
 def check_resources(cfg: TrainJobConfig) -> None:
     """More workers than the cluster can place is an error now, not a hang later; an autoscaling cluster gets
     cfg.resource_wait_s seconds to add the nodes."""

@@ -18,6 +18,7 @@ from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, RayTrai
 from ray.train.torch import TorchTrainer
 
 from mdaug.ray_mlflow.config import TrainJobConfig
+from mdaug.storage import write_text
 from mdaug.training.batches import ordered_loader, shuffled_loader
 
 
@@ -78,7 +79,7 @@ def run_name_for(cfg: TrainJobConfig) -> str:
         return marker.read_text().strip()
     name = f"{cfg.stage}-{time.strftime('%Y%m%d-%H%M%S')}"
     marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(name)
+    write_text(marker, name)
     return name
 
 

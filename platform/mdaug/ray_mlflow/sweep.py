@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import io
 import json
 import os
 import time
@@ -23,15 +24,16 @@ from mdaug.data.images import load_rows, load_split
 from mdaug.data.manifest import Manifest
 from mdaug.flow.sampler import SamplingConfig
 from mdaug.generation import Generator, image_seed
+from mdaug.locks import locks_output
 from mdaug.memorisation import memorisation
 from mdaug.metrics import fidelity
 from mdaug.models.classifier import load_classifier
 from mdaug.ray_mlflow.config import SweepConfig
-from mdaug.ray_mlflow.preflight import wait_for_resources, waited_note
+from mdaug.ray_mlflow.preflight import check_placeable
 from mdaug.ray_mlflow.ray_session import connect_ray
 from mdaug.ray_mlflow.sweep_resume import resumable_tuner, tune_storage
 from mdaug.ray_mlflow.tracking import log_params, mlflow_run, tracking_uri
-from mdaug.storage import absolute, read_bytes
+from mdaug.storage import absolute, read_bytes, write_bytes, write_text
 from mdaug.tables import markdown_table
 
 
@@ -113,13 +115,8 @@ def trial_bundle(cfg: SweepConfig) -> dict[str, float]:
 def check_trial_resources(cfg: SweepConfig, wait_s: float) -> None:
     """A trial the cluster cannot place would wait forever (Tune only warns): an error now, after giving an
     autoscaling cluster wait_s seconds to add a node for it."""
-    missing = wait_for_resources([trial_bundle(cfg)], wait_s)
-    if missing:
-        needs = " and ".join(f"{n:g} {k}" for k, (n, _) in missing.items())
-        has = " and ".join(f"{h:g} {k}" for k, (_, h) in missing.items())
-        raise ValueError(f"a sweep trial needs {needs}; the cluster has {has}{waited_note(wait_s)}. Lower "
-                         "cpus_per_trial / gpus_per_trial (the sweep section), or give an autoscaling cluster time to "
-                         f"add nodes: --resource-wait-s SECONDS (resource_wait_s in the pipeline; now {wait_s:g}).")
+    check_placeable("a sweep trial", trial_bundle(cfg), 1, wait_s, "cpus_per_trial / gpus_per_trial (the sweep "
+                    "section)", f"--resource-wait-s SECONDS (resource_wait_s in the pipeline; now {wait_s:g})")
 
 
 def sweep_inputs(cfg: SweepConfig, gen: Generator, classifier: str, manifest: Manifest) -> dict:
@@ -144,17 +141,21 @@ def plot_trials(df, path: Path) -> None:
         if key.endswith("steps"):
             ax.set_xscale("log")
     fig.colorbar(sc, ax=axes, label="conditional accuracy")
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
+    write_bytes(path, buf.getbuffer())
 
 
+@locks_output("out")  # a second sweep writing the same --out is refused at once
 def run_sweep(dit: str, data: str | None, out: Path, cfg: SweepConfig, vae: str | None = None,
               experiment: str = "mdaug", tracking_dir: Path | None = None, parent_run_id: str | None = None,
               classifier: str | None = None, tune_root: str | None = None, resource_wait_s: float = 0.0) -> dict:
     """Returns the best sampling settings (also written to out/best_sampling.yaml). `classifier`: the identity
     classifier (default: the one the DiT checkpoint names); scored on the real validation split, which neither
     the generator nor that classifier trained on. The Tune experiment lives under `tune_root` (default
-    tune_storage(out)): rerun with the same inputs, an interrupted sweep resumes; with others, it starts afresh.
+    tune_storage(out)): rerun with the same inputs, an interrupted sweep resumes (when its Tune state files are the
+    ones out/tune_state.sha256.json records: sweep_resume.py); with others, it starts afresh.
     `dit`, `vae`, `classifier`, `tune_root`: local paths or URIs every node reaches."""
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -186,7 +187,7 @@ def run_sweep(dit: str, data: str | None, out: Path, cfg: SweepConfig, vae: str 
             trainable, search_space(cfg),
             tune.TuneConfig(metric="frechet", mode="min", num_samples=cfg.trials,
                             search_alg=search_algorithm(cfg.search, cfg.seed)),
-            tune_root, sweep_inputs(cfg, gen, classifier, manifest))
+            tune_root, sweep_inputs(cfg, gen, classifier, manifest), record_dir=out)
         client.set_tag(run_id, "resumed", str(resumed).lower())
         if resumed:
             print(f"resuming the interrupted sweep in {tune_root}: its finished trials are kept", flush=True)
@@ -204,12 +205,12 @@ def run_sweep(dit: str, data: str | None, out: Path, cfg: SweepConfig, vae: str 
             "frechet", "conditional_accuracy", "identity_ratio", "diversity_ratio", "memorisation_feature_ratio",
             "near_copies", "images_per_s"]
         table = df[cols].rename(columns=lambda c: c.replace("config/", ""))
-        table.to_csv(out / "trials.csv", index=False)
-        (out / "trials.md").write_text(markdown_table(table.to_dict("records")))
+        write_text(out / "trials.csv", table.to_csv(index=False))
+        write_text(out / "trials.md", markdown_table(table.to_dict("records")))
         plot_trials(df, out / "trials.png")
         best = results.get_best_result().config
         best_settings = {k: (int(best[k]) if k == "steps" else float(best[k])) for k in SETTINGS}
-        (out / "best_sampling.yaml").write_text(yaml.safe_dump(best_settings, sort_keys=True))
+        write_text(out / "best_sampling.yaml", yaml.safe_dump(best_settings, sort_keys=True))
         for f in OUTPUTS:
             client.log_artifact(run_id, str(out / f))
         client.log_metric(run_id, "best_frechet", float(df.iloc[0]["frechet"]))

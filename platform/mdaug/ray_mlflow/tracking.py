@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from mdaug.imaging import labelled_grid, tensor_image
+from mdaug.secrets import redact, redact_text
 
 REPO = Path(__file__).resolve().parents[3]
 EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"  # MLflow UI's view choice
@@ -32,6 +33,11 @@ def tracking_uri(out: Path) -> str:
         return os.environ["MLFLOW_TRACKING_URI"]
     out.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{(out / 'mlflow.db').resolve()}"
+
+
+def shown_tracking_uri(out: Path) -> str:
+    """tracking_uri for printing and logging: a server URI with its credentials (user:password@, ?token=) as ***."""
+    return redact(tracking_uri(out))
 
 
 def experiment_id(client: MlflowClient, name: str, out: Path) -> str:
@@ -74,7 +80,7 @@ def mlflow_run(out: Path, experiment: str, run_name: str, tags: dict[str, str],
         client.set_terminated(run_id, "KILLED")
         raise
     except BaseException as err:
-        client.set_tag(run_id, "error", f"{type(err).__name__}: {err}"[:5000])
+        client.set_tag(run_id, "error", redact_text(f"{type(err).__name__}: {err}")[:5000])
         client.set_terminated(run_id, "FAILED")
         raise
     else:

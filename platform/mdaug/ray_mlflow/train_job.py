@@ -11,6 +11,7 @@ from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
 from mdaug.config import flatten, to_yaml
 from mdaug.data.manifest import Manifest, Row
+from mdaug.locks import job_lock
 from mdaug.ray_mlflow.config import TrainJobConfig
 from mdaug.ray_mlflow.data_staging import manifest_location, publish_manifest
 from mdaug.ray_mlflow.datasets import log_manifest_inputs
@@ -19,7 +20,7 @@ from mdaug.ray_mlflow.preflight import VAE_FILES, check_resources, check_resume,
 from mdaug.ray_mlflow.ray_session import connect_ray
 from mdaug.ray_mlflow.tracking import log_params, mlflow_run, tracking_uri
 from mdaug.ray_mlflow.train_stages import extract_latents, train_identity_classifier, train_vae, vae_data
-from mdaug.storage import absolute, is_uri
+from mdaug.storage import absolute, is_uri, write_text
 
 STAGE_FUNCTIONS = {"classifier": train_identity_classifier, "vae": train_vae, "latents": extract_latents,
                    "dit": train_dit}
@@ -44,6 +45,12 @@ def run_train_job(cfg: TrainJobConfig, parent_run_id: str | None = None) -> dict
     connect_ray(cfg.workers * cfg.cpus_per_worker + 2)
     check_resources(cfg)
     check_resume(cfg)
+    with job_lock(cfg.out_path):  # a second job writing the same --out is refused at once
+        return _run_stage(cfg, manifest, parent_run_id)
+
+
+def _run_stage(cfg: TrainJobConfig, manifest: Manifest, parent_run_id: str | None) -> dict[str, Path]:
+    """The checked stage, under the job's lock on its output folder."""
     out = cfg.out_path
     out.mkdir(parents=True, exist_ok=True)
     tags = {"stage": cfg.stage, "config_hash": cfg.config_hash(),
@@ -56,7 +63,7 @@ def run_train_job(cfg: TrainJobConfig, parent_run_id: str | None = None) -> dict
         stage_dir = cfg.dit_dir if cfg.stage == "dit" else out / cfg.stage
         stage_dir.mkdir(parents=True, exist_ok=True)
         config_file = stage_dir / "config.yaml"
-        config_file.write_text(to_yaml(cfg))
+        write_text(config_file, to_yaml(cfg))
         client.log_artifact(run_id, str(config_file))
         if not is_uri(cfg.data):
             client.log_artifact(run_id, str(Path(cfg.data).resolve()))

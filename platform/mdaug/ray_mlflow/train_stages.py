@@ -26,7 +26,7 @@ from mdaug.ray_mlflow.data_staging import manifest_location, publish_manifest
 from mdaug.ray_mlflow.preflight import check_batch
 from mdaug.ray_mlflow.ray_train import best_lightning_checkpoint, fit_with_ray, lightning_fit
 from mdaug.ray_mlflow.tracking import EpochLogger, last_metrics, reconstruction_grid
-from mdaug.storage import delete_dir, exists, publish, read_text
+from mdaug.storage import delete_dir, exists, publish, read_text, write_text
 from mdaug.training.classifier import accuracy, train_classifier
 from mdaug.training.identity import reconstruction_identity
 
@@ -203,7 +203,7 @@ def extract_latents(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str,
              for b in encoded.select_columns(["latent", "index"]).iter_batches(batch_size=256, batch_format="numpy")]
     stats = LatentStats.from_latents(train, vae.identity())
     out.mkdir(parents=True, exist_ok=True)
-    (out / "stats.json").write_text(json.dumps({
+    write_text(out / "stats.json", json.dumps({
         "mean": stats.mean.tolist(), "std": stats.std.tolist(), "vae_identity": stats.vae_identity,
         "count": stats.count, "vae_uri": vae_uri, "manifest_hash": manifest.content_hash(),
         "channels": ch, "latent_shape": list(next(z for z in train if len(z))[0].shape),

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mdaug.bounds import SEED_MAX, choice, integer, interval, real, refuse
+
 SPEED_OF_LIGHT = 299_792_458.0
+WALKERS_MAX = 1000  # first_person + persons: the draw places walkers one by one (1000: seconds)
+RECORDINGS_MAX = 10_000  # per_person: recordings per walker
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,14 @@ class RadarConfig:
     window_s: float = 0.128
     dynamic_range_db: float = 45.0
     radar_height_m: float = 1.0
+
+    def __post_init__(self) -> None:
+        real(self, "carrier_hz", 1e8, 3e11, note=" Hz (100 MHz – 300 GHz)")
+        real(self, "prf_hz", 0.0, 1e5, lo_open=True, note=" Hz")
+        real(self, "duration_s", 0.0, 60.0, lo_open=True, note=" s")
+        real(self, "window_s", 0.0, self.duration_s, lo_open=True, note=" s (at most duration_s)")
+        real(self, "dynamic_range_db", 0.0, 200.0, lo_open=True, note=" dB")
+        real(self, "radar_height_m", 0.0, 100.0, note=" m")
 
     @property
     def wavelength_m(self) -> float:
@@ -48,6 +60,13 @@ class VariationConfig:
     aspect_deg: tuple[float, float] = (-20.0, 20.0)
     range_m: tuple[float, float] = (5.0, 9.0)
 
+    def __post_init__(self) -> None:
+        real(self, "velocity", 0.0, 1.0, hi_open=True, note=" (a fraction of the walking speed)")
+        real(self, "stride_jitter", 0.0, 1.0)
+        interval(self, "snr_db", -50.0, 200.0, note=" dB")
+        interval(self, "aspect_deg", -90.0, 90.0, note=" degrees")
+        interval(self, "range_m", 0.0, 1000.0, lo_open=True, note=" m")
+
 
 @dataclass(frozen=True)
 class SimConfig:
@@ -56,7 +75,10 @@ class SimConfig:
     first_sample: index of each person's first recording; the same seed with first_sample past an existing
     set gives fresh recordings of the same persons (the evaluation's oracle).
     first_person: index of the first walker of the seed's draw; first_person=31 gives 31 *other* walkers
-    (ID_32 …), never among persons 1–31 (auxiliary data of other persons, e.g. for the autoencoder)."""
+    (ID_32 …), never among persons 1–31 (auxiliary data of other persons, e.g. for the autoencoder).
+    Refused when the configuration loads: a setting out of its range (first_person + persons ≤ 1000 walkers,
+    per_person ≤ 10,000), and a radar that aliases or misses a gait cycle on a subset of the walkers
+    (mdaug.sim.dataset.check_radar_quickly; the simulation checks them all)."""
 
     persons: int = 31
     first_person: int = 0
@@ -70,17 +92,21 @@ class SimConfig:
     variation: VariationConfig = field(default_factory=VariationConfig)
 
     def __post_init__(self) -> None:
-        if self.first_sample < 0 or self.first_person < 0:
-            raise ValueError(f"first_sample and first_person must be ≥ 0, got {self.first_sample}, "
-                             f"{self.first_person}")
-        if self.persons < 1 or self.per_person < 1:
-            raise ValueError(f"persons and per_person must be ≥ 1, got {self.persons} and {self.per_person}")
-        if not 16 <= self.size <= 1024:
-            raise ValueError(f"size must be between 16 and 1024 pixels, got {self.size}")
-        if self.image_format not in ("png", "jpg"):
-            raise ValueError(f"image format must be png or jpg, got {self.image_format!r}")
-        if self.colormap not in ("gray", "jet"):
-            raise ValueError(f"colormap must be gray or jet, got {self.colormap!r}")
+        integer(self, "persons", 1, WALKERS_MAX)
+        integer(self, "first_person", 0, WALKERS_MAX - self.persons,
+                f" (first_person + persons ≤ {WALKERS_MAX} walkers)")
+        integer(self, "per_person", 1, RECORDINGS_MAX)
+        integer(self, "first_sample", 0, 10**6)
+        integer(self, "size", 16, 1024, " pixels")
+        choice(self, "image_format", ("png", "jpg"))
+        choice(self, "colormap", ("gray", "jet"))
+        integer(self, "seed", 0, SEED_MAX)
+        from mdaug.sim.dataset import check_radar_quickly  # the physics: it needs the walkers
+
+        check_radar_quickly(self)
+        if round(self.radar.window_s * self.radar.prf_hz) < 8:
+            raise refuse(self, "radar.window_s", self.radar.window_s, f"must hold at least 8 samples at prf_hz="
+                                                                      f"{self.radar.prf_hz:g} (the STFT window)")
 
     @property
     def person_indices(self) -> range:

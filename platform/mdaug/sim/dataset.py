@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
 import multiprocessing
 import os
 import shutil
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -16,6 +18,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from mdaug.bounds import SettingError
 from mdaug.imaging import encode, tiled_grid, to_pil
 from mdaug.sim.config import SimConfig
 from mdaug.sim.kinematics import WalkBatch
@@ -61,19 +64,44 @@ def check_radar(persons: list[Person], cfg: SimConfig) -> float:
     """Refuse settings that alias or cut the gait cycle short; return the largest Doppler (Hz)."""
     keys = [(pi, si) for pi in cfg.person_indices for si in cfg.samples]
     batches = [sample_batch(persons, keys[i:i + CHUNK], cfg)[0] for i in range(0, len(keys), CHUNK)]
-    longest = max(float(b.cycle_duration.max()) for b in batches)
+    return _refuse_radar(cfg, max(float(b.cycle_duration.max()) for b in batches),
+                         lambda: max(max_doppler_hz(b, cfg.radar) for b in batches))  # chunked: bounded memory
+
+
+def _refuse_radar(cfg: SimConfig, longest: float, fmax_of: Callable[[], float]) -> float:
+    """Refuse a duration shorter than `longest` (s), then a PRF below twice fmax_of(); return that Doppler (Hz)."""
     if cfg.radar.duration_s < longest:
         raise ValueError(
             f"duration {cfg.radar.duration_s} s is shorter than the slowest walker's gait cycle "
             f"({longest:.2f} s); use a duration of at least {math.ceil(longest * 10) / 10} s"
         )
-    fmax = max(max_doppler_hz(b, cfg.radar) for b in batches)  # chunked: bounded memory
+    fmax = fmax_of()
     if cfg.radar.prf_hz < 2 * fmax:
         raise ValueError(
             f"PRF {cfg.radar.prf_hz:g} Hz aliases: the fastest body part reaches {fmax:.0f} Hz Doppler at "
             f"{cfg.radar.carrier_hz / 1e9:g} GHz; use a PRF of at least {math.ceil(2 * fmax)} Hz"
         )
     return fmax
+
+
+@functools.lru_cache(maxsize=64)
+def check_radar_quickly(cfg: SimConfig) -> None:
+    """check_radar on a subset, for the configuration (milliseconds): every walker's first recording for the gait
+    cycle, the fastest walker's for the Doppler. Its values bound check_radar's from below, so what it refuses
+    check_radar refuses too, with the same message (as a SettingError naming the key); a PRF just under the full
+    set's need still passes here and is refused when the simulation starts."""
+    try:
+        persons = draw_persons(cfg.first_person + cfg.persons, cfg.seed)
+    except ValueError as err:
+        raise SettingError(cfg, "persons", f"{{at}}persons={cfg.persons}: {err}") from None
+    first, _ = sample_batch(persons, [(pi, cfg.first_sample) for pi in cfg.person_indices], cfg)
+    fastest = max(cfg.person_indices, key=lambda pi: persons[pi].rel_velocity)
+    try:
+        _refuse_radar(cfg, float(first.cycle_duration.max()),
+                      lambda: max_doppler_hz(sample_batch(persons, [(fastest, cfg.first_sample)], cfg)[0], cfg.radar))
+    except ValueError as err:
+        key = "radar.prf_hz" if str(err).startswith("PRF") else "radar.duration_s"
+        raise SettingError(cfg, key, f"{{at}}{key}: {err}") from None
 
 
 def encoded_chunk(keys: list[tuple[int, int]], cfg: SimConfig) -> list[bytes]:

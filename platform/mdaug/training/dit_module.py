@@ -91,9 +91,9 @@ class DiTModule(pl.LightningModule):
 
 def export_dit(module: DiTModule, path, extra: dict | None = None) -> None:
     """A standalone generator checkpoint: config, EMA and raw weights, latent statistics."""
-    torch.save({"format": "mdaug-dit/1", "config": asdict(module.model.config),
-                "ema": module.ema.state_dict(), "model": module.model.state_dict(),
-                "latent_stats": module.stats.to_dict(), **(extra or {})}, path)
+    storage.atomic_torch_save({"format": "mdaug-dit/1", "config": asdict(module.model.config),
+                               "ema": module.ema.state_dict(), "model": module.model.state_dict(),
+                               "latent_stats": module.stats.to_dict(), **(extra or {})}, path)
 
 
 def load_dit(path, use_ema: bool = True) -> tuple[LightningDiT, LatentStats, dict]:
