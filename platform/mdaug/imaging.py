@@ -81,6 +81,13 @@ def save_image(img: Image.Image, path: Path | str) -> None:
     write_bytes(path, buf.getbuffer())
 
 
+def save_figure(fig, path: Path | str, **savefig: object) -> None:
+    """A matplotlib figure as PNG, whole or not at all (rendered in memory, then storage.write_bytes)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", **savefig)
+    write_bytes(path, buf.getbuffer())
+
+
 def tiled_grid(items: list[tuple[str, Image.Image]], cell: int, cols: int = 8, out: Path | None = None) -> Image.Image:
     """Labelled tiles: each image with its label above it, `cols` per row."""
     font = ImageFont.load_default(size=max(10, cell // 8))

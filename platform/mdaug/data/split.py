@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mdaug.data.manifest import SPLITS, Manifest, Row
-from mdaug.data.validate import EXCLUDING, ValidationError, ValidationReport, _person_of, validate
+from mdaug.data.validate import EXCLUDING, ValidationError, ValidationReport, person_of, validate
 
 
 def _order_key(seed: int, sha: str) -> str:
@@ -87,7 +87,7 @@ def _empty_persons(report: ValidationReport, labels: dict[int, int]) -> list[dic
     """An exclusion entry for each person folder of the report without a usable image."""
     out = []
     for pid in sorted(set(report.labels) - set(labels)):
-        paths = [p.path for p in report.problems if _person_of(p.path, report.pattern) == pid]
+        paths = [p.path for p in report.problems if person_of(p.path, report.pattern) == pid]
         folder = paths[0].split("/")[0] if paths else f"person {pid}"
         bad = sum(1 for p in report.problems if p.kind in EXCLUDING and p.path in paths)
         out.append({"kind": "no_usable_image", "path": folder,

@@ -88,7 +88,7 @@ class ValidationReport:
                 "person": pid,
                 "label": label,
                 "images": len(recs),
-                "excluded": sum(1 for p in bad if _person_of(p, self.pattern) == pid),
+                "excluded": sum(1 for p in bad if person_of(p, self.pattern) == pid),
                 "sizes": dict(Counter(f"{r.width}x{r.height}" for r in recs)),
                 "modes": dict(Counter(r.mode for r in recs)),
             })
@@ -117,7 +117,7 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def _person_of(rel: str, pattern: str) -> int | None:
+def person_of(rel: str, pattern: str) -> int | None:
     m = re.fullmatch(pattern, rel.split("/")[0], flags=re.IGNORECASE)
     return int(m.group(1)) if m else None
 

@@ -3,7 +3,6 @@ and a real | generated sample grid."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +16,12 @@ from mdaug.evaluation.config import k_label
 from mdaug.evaluation.scoring import RunResult
 from mdaug.evaluation.sets import EvalData
 from mdaug.evaluation.stats import ArmRow
-from mdaug.imaging import labelled_grid, tensor_image
-from mdaug.storage import join, write_bytes
+from mdaug.imaging import labelled_grid, save_figure, tensor_image
+from mdaug.storage import join
 
 
 def _save(fig: Figure, path: Path) -> None:
-    """The figure as PNG, whole or not at all."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    write_bytes(path, buf.getbuffer())
+    save_figure(fig, path, dpi=110)
 
 
 def accuracy_vs_k(rows: list[ArmRow], path: Path) -> Path:

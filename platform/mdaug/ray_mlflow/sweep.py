@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import io
 import json
 import os
 import time
@@ -24,6 +23,7 @@ from mdaug.data.images import load_rows, load_split
 from mdaug.data.manifest import Manifest
 from mdaug.flow.sampler import SamplingConfig
 from mdaug.generation import Generator, image_seed
+from mdaug.imaging import save_figure
 from mdaug.locks import locks_output
 from mdaug.memorisation import memorisation
 from mdaug.metrics import fidelity
@@ -33,7 +33,7 @@ from mdaug.ray_mlflow.preflight import check_placeable
 from mdaug.ray_mlflow.ray_session import connect_ray
 from mdaug.ray_mlflow.sweep_resume import resumable_tuner, tune_storage
 from mdaug.ray_mlflow.tracking import log_params, mlflow_run, tracking_uri
-from mdaug.storage import absolute, read_bytes, write_bytes, write_text
+from mdaug.storage import absolute, read_bytes, write_text
 from mdaug.tables import markdown_table
 
 
@@ -141,10 +141,8 @@ def plot_trials(df, path: Path) -> None:
         if key.endswith("steps"):
             ax.set_xscale("log")
     fig.colorbar(sc, ax=axes, label="conditional accuracy")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    save_figure(fig, path, dpi=100, bbox_inches="tight")
     plt.close(fig)
-    write_bytes(path, buf.getbuffer())
 
 
 @locks_output("out")  # a second sweep writing the same --out is refused at once
