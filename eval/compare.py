@@ -10,8 +10,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from mdaug.evaluation.report import table_rows
-from mdaug.evaluation.stats import summarize
-from mdaug.evaluation.verdict import verdict
+from mdaug.evaluation.verdict import conclude
 from mdaug.ray_mlflow.eval_job import latest_evaluation, results_from_mlflow
 from mdaug.secrets import location, redact
 from mdaug.tables import markdown_table
@@ -30,10 +29,10 @@ def main() -> None:
     client = MlflowClient(uri)
     parent = latest_evaluation(client, a.experiment, a.run)
     results, context = results_from_mlflow(client, parent)
-    rows = summarize(results, context["primary"], context["bootstrap"])
+    rows, lines = conclude(results, context)
     print(f"evaluation {parent.info.run_id} ({parent.info.run_name}), {redact(uri)}")
     print(markdown_table(table_rows(rows)))
-    print("\n".join(verdict(rows, context["budgets"], context["identity"])))
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

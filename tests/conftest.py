@@ -52,9 +52,9 @@ def ray_local():
     ray.shutdown()
 
 
-FAST = ["cpus_per_worker=0.5", "classifier.steps=20", "vae.epochs=2", "vae.steps_per_epoch=0", "vae.batch_size=8",
-        "vae.disc_start=1", "vae.identity_steps=10", "dit.epochs=2", "dit.steps_per_epoch=0", "dit.batch_size=4",
-        "dit.preview_steps=4", "dit.identity_per_person=1"]
+FAST = ["cpus_per_worker=0.5", "classifier.steps=20", "classifier.judge_steps=20", "vae.epochs=2",
+        "vae.steps_per_epoch=0", "vae.batch_size=8", "vae.disc_start=1", "vae.identity_steps=10", "dit.epochs=2",
+        "dit.steps_per_epoch=0", "dit.batch_size=4", "dit.preview_steps=4", "dit.identity_per_person=1"]
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +73,8 @@ def manifest64(tmp_path_factory) -> Path:
 
 def small_pipeline(out: Path):
     """4 simulated persons × 12 recordings at 64² (and 4 other walkers × 8 for the autoencoder): configs/tiny.yaml,
-    FAST training on 2 DDP workers, a DiT for k = 2, a 2-trial sweep, a 14-training evaluation."""
+    FAST training on 2 DDP workers, two DiT replicates for k = 2 (tiny's generator_replicates), a 2-trial sweep, an
+    evaluation of 2 replicates × 2 seeds (primary pair with both classifiers, tiny's controls with one)."""
     from mdaug.config import load_config
 
     return load_config("tiny", [f"out={out}", "workers=2", "sim.persons=4", "sim.per_person=12", "aux.persons=4",
@@ -81,6 +82,7 @@ def small_pipeline(out: Path):
                                 "sweep.per_person=2", "sweep.steps=[4,16]", "sweep.cfg_scale=[1,12]",
                                 "evaluation.ks=[2]",
                                 "evaluation.control_ks=[2]", "evaluation.seeds=2", "evaluation.steps=10",
+                                "evaluation.probe_seeds=1",
                                 "evaluation.converge=false", *(f"train.{o}" for o in FAST)])
 
 

@@ -31,6 +31,7 @@ VALID = {
     **{f"{s}.variation.{k}=[{v},{v}]": "a fixed SNR (dB) or aspect (degrees), which may be 0 or negative"
        for s in ("sim", "aux") for k in ("snr_db", "aspect_deg") for v in (0, -1)},
     "split_seed=0": "a seed", "train.seed=0": "a seed", "sweep.seed=0": "a seed",
+    "train.dit.subset_seed=0": "the k-subset of the split's first k", "train.dit.replicate=0": "the first replicate",
     "resource_wait_s=0": "refuse at once", "train.resource_wait_s=0": "refuse at once",
     "train.gpus_per_worker=0": "CPU", "sweep.gpus_per_trial=0": "CPU", "evaluation.gpus_per_run=0": "CPU",
     "train.max_failures=0": "no restart",
@@ -115,7 +116,7 @@ NAMED = [  # issue 22's cases: (overrides, what the message must say)
     (["evaluation.convergence_points=-1"], "evaluation.convergence_points=-1.0: must be a finite number in [0, 100]"),
     (["sim.per_person=1e9"], "sim.per_person"),  # not an integer: OmegaConf's refusal, naming the key
     (["sim.per_person=1000000000"], "sim.per_person=1000000000: must be an integer from 1 to 10000"),
-    (["evaluation.seeds=1000000000"], "evaluation.seeds=1000000000: must be an integer from 2 to 1000"),
+    (["evaluation.seeds=1000000000"], "evaluation.seeds=1000000000: must be an integer from 1 to 1000"),
     (["evaluation.cpus_per_run=0"], "evaluation.cpus_per_run=0.0: must be a finite number in (0, 1024]"),
     (["val=0.9", "test=0.2"], "val=0.9 + test=0.2 = 1.1: the validation and test fractions must leave train images"),
     (["generator_ks=[-2]"], "generator_ks=[-2]: must be a non-empty list of integers from 0 to 100000"),
@@ -151,7 +152,8 @@ def test_a_sections_refusal_names_its_keys_as_that_entry_point_takes_them():
     for section, override, message in [
             ("train", "vae.lr=nan", "vae.lr=nan: must be"), ("sweep", "steps=[100,8]", "steps=[100,8]: must be"),
             ("sampling", "cfg_scale=-1", "cfg_scale=-1.0: must be"), ("sim", "radar.prf_hz=10", "radar.prf_hz: PRF 10"),
-            ("evaluation", "seeds=0", "seeds=0: must be an integer from 2 to 1000 (≥ 2 for a confidence interval)"),
+            ("evaluation", "seeds=0", "seeds=0: must be an integer from 1 to 1000 (classifier seeds per generator "
+                                      "replicate)"),
             ("evaluation", "ks=[2,4]", "control_ks (5,) must be among ks (2, 4): set control_ks too")]:
         with pytest.raises(ValueError) as refused:
             load_config("tiny", [override], section)

@@ -115,6 +115,8 @@ def test_pipeline_sweep_logs_trials_and_its_best_settings_drive_generation(train
     assert len(synthetic["provenance"]["dit"]["images"]) == 4 * 2  # the DiT for k = 2 saw 2 per person
     quality = json.loads((trained.parent / "synthetic" / "k2" / "quality.json").read_text())
     assert 0 <= quality["identity_ratio"] and quality["memorisation"]["generated"] == len(synthetic["images"])
+    assert 0 <= quality["independent_identity_ratio"] and quality["summary"].startswith(  # by the judge.pt beside it
+        "identity ratio ") and "by an independent judge (2-D CNN" in quality["summary"]
     assert quality["memorisation"]["train"] == 8  # measured against what that DiT saw
     out = subprocess.run([sys.executable, REPO / "jobs" / "generate.py", "--dit", trained / "dit_k2" / "dit.pt",
                           "--per-person", "1", "--out", tmp_path / "g", "--sampling-config",

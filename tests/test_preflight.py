@@ -54,7 +54,7 @@ def test_evaluation_and_generation_refuse_resources_the_cluster_lacks(ray_local,
     from mdaug.ray_mlflow.generate_job import run_generate_job
     from mdaug.sim import SimConfig, simulate_dataset
 
-    simulate_dataset(tmp_path / "k3", SimConfig(persons=4, per_person=6, size=64, first_sample=100), progress=False)
+    simulate_dataset(tmp_path / "k3", SimConfig(persons=4, per_person=12, size=64, first_sample=100), progress=False)
     cfg = EvalConfig(data=str(manifest64), synthetic=(str(as_generated(tmp_path / "k3", manifest64, 3)),),
                      out=str(tmp_path / "eval"), ks=(3,), control_ks=(3,), seeds=2, gpus_per_run=1)
     lower = r"\. Lower cpus_per_run / gpus_per_run \(the evaluation section\), or give an autoscaling cluster time"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections import Counter
+from dataclasses import asdict
 
 import pytest
 
@@ -72,6 +74,13 @@ def test_manifest_round_trip_and_bad_files(small_sim, tmp_path):
     m.save(path)
     back = Manifest.load(path)
     assert back == m and back.content_hash() == m.content_hash()
+    assert back.leakage["threshold"] >= back.leakage["floor"] and back.leakage["moved_count"] == 0
+    old = json.loads(path.read_text())  # a manifest written before the near-duplicate record: loads, same hash
+    del old["leakage"]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    before = Manifest.load(tmp_path / "old.json")
+    rows_only = hashlib.sha256(json.dumps([asdict(r) for r in m.rows], sort_keys=True).encode()).hexdigest()
+    assert before.leakage is None and before.content_hash() == rows_only != m.content_hash()
     with pytest.raises(FileNotFoundError, match="mdaug split"):
         Manifest.load(tmp_path / "missing.json")
     (tmp_path / "bad.json").write_text(json.dumps({"rows": []}))
@@ -84,6 +93,7 @@ def test_cli_split_writes_manifest(small_sim, tmp_path, capsys):
     main(["split", str(small_sim), "--out", str(out), "--val", "0.25", "--test", "0.25", "--seed", "2"])
     m = Manifest.load(out)
     assert len(m.split("test")) == 62 and len(m.split("val")) == 62 and m.seed == 2
-    assert "manifest" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "manifest" in out and "near-duplicate threshold" in out and "0 image(s) moved" in out
     with pytest.raises(SystemExit):
         main(["split", str(small_sim), "--out", str(out), "--val", "0.6", "--test", "0.5"])

@@ -58,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="keep every image of one recording in one split: a regex searched in each image's path "
                         r"relative to ROOT whose first group (else the whole match) names the recording, e.g. "
                         r"'(rec\d+)_win' for rec12_win003.png; images it does not match are their own group")
+    p.add_argument("--on-duplicates", choices=("move", "refuse"), default="move",
+                   help="near-duplicates of one person (pixel fingerprints closer than a threshold calibrated on "
+                        "this data set's cross-person distances) that land in two splits: move the cluster into one "
+                        "split (train if any is in train), listed in the manifest; or refuse, naming the pairs "
+                        "(default %(default)s); near-duplicates of two persons are only reported")
     _add_scan_options(p)
     return ap
 
@@ -90,13 +95,32 @@ def _validate(a: argparse.Namespace) -> None:
     _check(report, a.on_bad)
 
 
-def _split(a: argparse.Namespace) -> None:
-    from mdaug.data.split import make_split
+def _print_duplicates(record: dict) -> None:
+    """The split's near-duplicate threshold, moves and cross-person findings, as the manifest records them."""
+    from mdaug.data.duplicates import Calibration
 
-    manifest, report = make_split(a.root, a.val, a.test, a.train_per_person, a.seed, a.group, pattern=a.pattern,
-                                  channels=a.channels, min_size=a.min_size)
+    fields = Calibration.__dataclass_fields__
+    print(Calibration(**{k: v for k, v in record.items() if k in fields}).describe())
+    if record.get("alike_warning"):
+        print(f"note: {record['alike_warning']}")
+    for m in record.get("moved", []):
+        print(f"near-duplicate moved: {m['path']} {m['from']} → {m['to']}")
+    for c in record.get("cross_person", []):
+        print(f"data quality: {c['a']} ~ {c['b']} (distance {c['distance']}): near-duplicates labelled as two "
+              "persons; check for a mislabel")
+    print(f"near-duplicates: {record.get('moved_count', 0)} image(s) moved to keep clusters in one split, "
+          f"{record.get('cross_person_count', 0)} cross-person pair(s) reported (all listed in the manifest's leakage)")
+
+
+def _split(a: argparse.Namespace) -> None:
+    from mdaug.data.split import split_report
+    from mdaug.data.validate import validate
+
+    report = validate(a.root, a.pattern, a.channels, a.min_size)
     print(report.table())
     _check(report, a.on_bad)
+    manifest = split_report(report, a.val, a.test, a.train_per_person, a.seed, a.group, a.on_duplicates)
+    _print_duplicates(manifest.leakage or {})
     persons_out = [e for e in manifest.excluded if e["kind"] == "no_usable_image"]
     for e in persons_out:
         print(f"excluded person folder {e['path']}: {e['reason']}")

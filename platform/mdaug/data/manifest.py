@@ -45,6 +45,7 @@ class Manifest:
     rows: list[Row] = field(default_factory=list)
     group_pattern: str | None = None  # the --group regex the split kept recordings together by
     excluded: list[dict] = field(default_factory=list)  # validation problems that removed files or persons
+    leakage: dict | None = None  # near-duplicate calibration and findings of the split (mdaug.data.split); None before
 
     def __post_init__(self) -> None:
         self.check()
@@ -123,8 +124,12 @@ class Manifest:
         return out
 
     def content_hash(self) -> str:
-        """Identity of what the manifest selects (rows only), for provenance tags."""
-        blob = json.dumps([asdict(r) for r in self.rows], sort_keys=True).encode()
+        """Identity of what the manifest selects, for provenance tags: the rows, and the near-duplicate record
+        when there is one (its threshold decides what the evaluation calls leakage). A manifest written before
+        that record existed keeps the hash of its rows."""
+        rows = [asdict(r) for r in self.rows]
+        blob = json.dumps(rows if self.leakage is None else {"rows": rows, "leakage": self.leakage},
+                          sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 
     def save(self, path: Path | str) -> None:

@@ -8,7 +8,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from mdaug.data.duplicates import calibrate, near_duplicates
+from mdaug.data.fingerprint import file_fingerprints
 from mdaug.data.manifest import SPLITS, Manifest, Row
+from mdaug.data.paths import inside
 from mdaug.data.validate import EXCLUDING, ValidationError, ValidationReport, person_of, validate
 
 
@@ -26,15 +29,20 @@ def group_key(path: str, sha256: str, pattern: re.Pattern | None) -> tuple[str, 
 
 
 def split_report(report: ValidationReport, val: float = 0.15, test: float = 0.15,
-                 train_per_person: int | None = None, seed: int = 0, group: str | None = None) -> Manifest:
+                 train_per_person: int | None = None, seed: int = 0, group: str | None = None,
+                 on_duplicates: str = "move") -> Manifest:
     """Split the usable images of a validation report.
 
     Per person, groups are ordered by sha256(seed:key); the first groups fill test, the next val, the rest
     train. A group is the images of identical content, or with `group` (a regex searched in each relative
     path; its first capture group, else the whole match, names the recording) every image of one recording:
-    overlapping windows cut from one recording never land on both sides. The order depends on content (or
-    group name) and seed only, so val/test do not change with train_per_person, and the first K train images
-    nest (K=5 ⊂ K=10 ⊂ all).
+    overlapping windows cut from one recording never land on both sides. Then near-duplicates (pixel
+    fingerprints closer than a threshold calibrated on this data set, mdaug.data.duplicates) of one person that
+    landed in two splits are moved wholly into one (`on_duplicates="move"`: train if any of them is in train,
+    else val; listed in the manifest's `leakage`) or refused (`"refuse"`, naming the pairs); near-duplicates of
+    two persons (possible mislabels) are listed, not moved. The order depends on content (or group name) and
+    seed only, and train_per_person applies last, so val/test do not change with train_per_person, and the
+    first K train images nest (K=5 ⊂ K=10 ⊂ all).
 
     A person folder without a usable image gets no label: it is listed in `excluded` (kind no_usable_image) and
     the labels number the persons that have images, so the label space counts only classes that can be
@@ -44,6 +52,8 @@ def split_report(report: ValidationReport, val: float = 0.15, test: float = 0.15
         raise ValueError(f"val ({val}) and test ({test}) must be fractions in [0, 1) summing to below 1")
     if train_per_person is not None and train_per_person < 1:
         raise ValueError(f"--train-per-person must be ≥ 1, got {train_per_person}")
+    if on_duplicates not in ON_DUPLICATES:
+        raise ValueError(f"on_duplicates must be one of {ON_DUPLICATES}, got {on_duplicates!r}")
     try:
         pattern = re.compile(group) if group else None
     except re.error as err:
@@ -56,31 +66,104 @@ def split_report(report: ValidationReport, val: float = 0.15, test: float = 0.15
         raise ValidationError(f"no usable image in {report.root} ({len(report.excluded)} files excluded, listed by "
                               f"`mdaug validate {report.root}`); nothing to split, no manifest written")
     labels = {pid: i for i, pid in enumerate(sorted(by_person))}
+    orders = {pid: sorted(groups, key=lambda key: _order_key(seed, key.removeprefix("sha:")))
+              for pid, groups in by_person.items()}
+    assigned = _assign(by_person, orders, val, test)
+    leakage = resolve_duplicates(report.root, by_person, assigned, on_duplicates)
     rows: list[Row] = []
     for pid, groups in sorted(by_person.items()):
-        order = sorted(groups, key=lambda key: _order_key(seed, key.removeprefix("sha:")))
-        n = sum(len(groups[s]) for s in order)
-        quota = {"test": round(test * n), "val": round(val * n)}
-        filled = {"test": 0, "val": 0}
         train_taken = 0
-        for key in order:
-            split = next((s for s in ("test", "val") if filled[s] < quota[s]), "train")
+        for key in orders[pid]:
+            split = assigned[(pid, key)]
             if split == "train":
                 if train_per_person is not None and train_taken >= train_per_person:
                     continue
                 train_taken += len(groups[key])
-            else:
-                filled[split] += len(groups[key])
             rows += [Row(p, pid, labels[pid], sha, split, name) for p, sha, name in sorted(groups[key])]
     excluded = [vars(p) for p in report.problems if p.kind in EXCLUDING] + _empty_persons(report, labels)
     for name, fraction in (("train", 1 - val - test), ("val", val), ("test", test)):
         if fraction > 0 and not any(r.split == name for r in rows):
             fewest = min(sum(map(len, g.values())) for g in by_person.values())
             raise ValidationError(f"the {name} split would be empty: a fraction of {fraction:g} of each person's "
-                                  f"usable images rounds to none (the smallest person has {fewest}); add images or "
-                                  "change the val/test fractions; no manifest written")
+                                  f"usable images rounds to none (the smallest person has {fewest}), or its images "
+                                  f"were near-duplicates moved into train ({leakage['moved_count']} moved); add "
+                                  "images or change the val/test fractions; no manifest written")
     return Manifest(report.root, report.channels, labels, seed, val, test, train_per_person,
-                    rows, group_pattern=group, excluded=excluded)
+                    rows, group_pattern=group, excluded=excluded, leakage=leakage)
+
+
+def _assign(by_person: dict[int, dict[str, list]], orders: dict[int, list[str]], val: float,
+            test: float) -> dict[tuple[int, str], str]:
+    """(person, group key) → split: per person, the first groups in order fill test, the next val, the rest train."""
+    assigned = {}
+    for pid, groups in by_person.items():
+        n = sum(len(g) for g in groups.values())
+        quota = {"test": round(test * n), "val": round(val * n)}
+        filled = {"test": 0, "val": 0}
+        for key in orders[pid]:
+            split = next((s for s in ("test", "val") if filled[s] < quota[s]), "train")
+            if split != "train":
+                filled[split] += len(groups[key])
+            assigned[(pid, key)] = split
+    return assigned
+
+
+ON_DUPLICATES = ("move", "refuse")
+LISTED = 200  # pairs and moves listed in the manifest (all are counted)
+
+
+def resolve_duplicates(root: str, by_person: dict[int, dict[str, list[tuple[str, str, str]]]],
+                       assigned: dict[tuple[int, str], str], on_duplicates: str) -> dict:
+    """Find near-duplicates among all usable images; move (in `assigned`) or refuse one person's clusters that
+    span splits; return the record for the manifest's `leakage` field."""
+    images = [(pid, key, path, name) for pid, groups in sorted(by_person.items()) for key in sorted(groups)
+              for path, _, name in groups[key]]
+    prints = file_fingerprints([inside(root, path) for _, _, path, _ in images])
+    cal = calibrate(prints, [pid for pid, _, _, _ in images], [name for _, _, _, name in images])
+    parent = {(pid, key): (pid, key) for pid, key, _, _ in images}
+
+    def find(unit: tuple[int, str]) -> tuple[int, str]:
+        while parent[unit] != unit:
+            parent[unit] = parent[parent[unit]]
+            unit = parent[unit]
+        return unit
+
+    same, cross = [], []
+    for i, j, d in near_duplicates(prints, prints, cal.threshold):
+        (pa, ka, a, _), (pb, kb, b, _) = images[i], images[j]
+        if i >= j or (pa, ka) == (pb, kb):
+            continue
+        if pa != pb:
+            cross.append({"a": a, "b": b, "distance": round(d, 4)})
+            continue
+        same.append({"a": a, "b": b, "distance": round(d, 4), "splits": f"{assigned[(pa, ka)]}/{assigned[(pb, kb)]}"})
+        ra, rb = find((pa, ka)), find((pb, kb))
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    clusters: dict[tuple[int, str], list[tuple[int, str]]] = defaultdict(list)
+    for unit in parent:
+        clusters[find(unit)].append(unit)
+    spanning = [units for units in clusters.values() if len({assigned[u] for u in units}) > 1]
+    crossing = [p for p in same if p["splits"].split("/")[0] != p["splits"].split("/")[1]]
+    if spanning and on_duplicates == "refuse":
+        lines = "\n".join(f"  {p['a']} ({p['splits'].split('/')[0]}) ~ {p['b']} ({p['splits'].split('/')[1]}): "
+                          f"distance {p['distance']}" for p in crossing[:20])
+        raise ValidationError(f"{len(crossing)} near-duplicate pair(s) of one person would land in two splits "
+                              f"({cal.describe()}):\n{lines}\nRemove the copies, declare recordings with --group, or "
+                              "split with --on-duplicates move to keep each cluster in one split; no manifest written")
+    moved = []
+    for units in spanning:
+        splits = {assigned[u] for u in units}
+        target = "train" if "train" in splits else "val"
+        for unit in sorted(units):
+            if assigned[unit] != target:
+                moved += [{"path": path, "from": assigned[unit], "to": target}
+                          for path, _, _ in sorted(by_person[unit[0]][unit[1]])]
+                assigned[unit] = target
+    return cal.to_dict() | {"on_duplicates": on_duplicates, "alike_warning": cal.alike_warning(),
+                            "moved_count": len(moved), "moved": moved[:LISTED],
+                            "same_person_pairs": len(same), "crossing_pairs": crossing[:LISTED],
+                            "cross_person_count": len(cross), "cross_person": cross[:LISTED]}
 
 
 def _empty_persons(report: ValidationReport, labels: dict[int, int]) -> list[dict]:
@@ -97,10 +180,11 @@ def _empty_persons(report: ValidationReport, labels: dict[int, int]) -> list[dic
 
 
 def make_split(root: Path, val: float = 0.15, test: float = 0.15, train_per_person: int | None = None,
-               seed: int = 0, group: str | None = None, **validate_kwargs) -> tuple[Manifest, ValidationReport]:
+               seed: int = 0, group: str | None = None, on_duplicates: str = "move",
+               **validate_kwargs) -> tuple[Manifest, ValidationReport]:
     """Validate root (bad files skipped and listed in the manifest), then split."""
     report = validate(root, **validate_kwargs)
-    return split_report(report, val, test, train_per_person, seed, group), report
+    return split_report(report, val, test, train_per_person, seed, group, on_duplicates), report
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Equal real-data budgets: the generator behind the arms at k may have seen, of the task's persons, only the
-real images those arms train on (the first k train images of each person). Data of other persons is allowed
+real images those arms train on (the k-subset of each person its generator was trained on: mdaug.data.subsets;
+the first k train images for a generator of subset seed 0). Data of other persons is allowed
 and recorded. Verified from the generator's provenance (the content hashes of what its VA-VAE and its DiT
 trained on, carried in the generated set's manifest.json) before any training."""
 
@@ -9,8 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mdaug.data.manifest import Manifest
+from mdaug.data.subsets import k_subset
 from mdaug.evaluation.config import k_label
-from mdaug.evaluation.sets import synthetic_info
+from mdaug.evaluation.sets import subset_seed, synthetic_info
 
 
 class BudgetError(ValueError):
@@ -52,7 +54,7 @@ def budget_of(manifest: Manifest, folder: str, info: dict, k: int) -> Budget:
     seen = generator_images(info)
     if seen is None:
         return Budget(folder, k, unverifiable=True)
-    allowed = {r.sha256 for r in manifest.first_per_person(k)}  # k = ALL (0): every train image
+    allowed = {r.sha256 for r in k_subset(manifest, k, subset_seed(info))}  # k = ALL (0): every train image
     task = {r.sha256: r for r in manifest.rows}
     budget = Budget(folder, k, other_images=len(seen - task.keys()))
     for h in seen & task.keys():
@@ -80,23 +82,25 @@ def _refusal(manifest: Manifest, k: int, budgets: list[Budget]) -> str:
 
 
 def assign_generators(manifest: Manifest, folders: list[str], ks: tuple[int, ...],
-                      allow_extra: bool = False) -> tuple[dict[int, str], dict[int, Budget]]:
-    """For every k, the generated folder whose generator saw the most task images within the k-subset and none
-    outside it. Without one: BudgetError naming per person what the generator saw vs k, or (allow_extra) the
-    folder with the fewest images outside, its budget recorded so the arms can be labelled."""
+                      allow_extra: bool = False) -> tuple[dict[int, list[str]], dict[int, list[Budget]]]:
+    """For every k, its generator replicates: the generated folders whose generator saw the most task images
+    within its own k-subset and none outside it. Without one: BudgetError naming
+    per person what the generator saw vs k, or (allow_extra) the folder with the fewest images outside, its
+    budget recorded so the arms can be labelled."""
     if not folders:
         raise ValueError("no generated folder given (--synthetic)")
     infos = {f: synthetic_info(Path(f)) for f in folders}
-    chosen: dict[int, str] = {}
-    budgets: dict[int, Budget] = {}
+    chosen: dict[int, list[str]] = {}
+    budgets: dict[int, list[Budget]] = {}
     for k in ks:
         options = [budget_of(manifest, f, infos[f], k) for f in folders]
         fair = [b for b in options if b.equal]
         if fair:
-            best = max(fair, key=lambda b: sum(b.seen.values()))
+            most = max(sum(b.seen.values()) for b in fair)
+            picked = [b for b in fair if sum(b.seen.values()) == most]
         elif allow_extra:
-            best = min(options, key=lambda b: (b.unverifiable, sum(b.outside.values())))
+            picked = [min(options, key=lambda b: (b.unverifiable, sum(b.outside.values())))]
         else:
             raise BudgetError(_refusal(manifest, k, options))
-        chosen[k], budgets[k] = best.folder, best
+        chosen[k], budgets[k] = [b.folder for b in picked], picked
     return chosen, budgets

@@ -22,6 +22,8 @@ from mdaug.bounds import (
 )
 
 ALL = 0  # k = ALL: every real train image of each person
+CLASSIFIERS = ("temporal", "cnn2d")
+EVAL_TAG = "evaluation"  # the MLflow tag `kind` of an evaluation's parent run  # mdaug.models.classifier architectures
 
 
 @dataclass(frozen=True)
@@ -35,12 +37,19 @@ class EvalConfig:
     ks: real train images per person (the first k of each person in the split's order); ALL (0) = all.
     control_ks: the k values at which the controls and secondary arms run (None: every k); the primary
       comparison (real+synthetic@reference vs real) runs at every k.
-    seeds: repetitions of every (arm, k); ≥ 7 lets the exact sign-flip test reach a Holm-adjusted 5 % over
-      two k values (its smallest two-sided p is 2/2^seeds).
+    seeds: classifier seeds per generator replicate (each with its own generated draw); a generator replicate is
+      a generated folder per k-subset seed (the pipeline's generator_replicates). The primary test and its CI come
+      from one crossed model over generator replicates × test images (evaluation/variance.py).
     ratios: real+synthetic@r adds r × k generated images per person.
     reference_ratio: the pre-registered primary comparison is real+synthetic@reference_ratio vs real; also the
       ratio of the combined, oracle and random-label arms (must be one of `ratios`).
     arms: which arms to run (None: all; real and real+synthetic always).
+    classifiers: the classifier architectures the primary comparison is reported for ("temporal": the 1-D
+      temporal convolution net, "cnn2d": a plain 2-D CNN); the controls run with the first. A gain is called
+      robust only when every architecture shows it.
+    margin: the pre-registered equivalence margin in accuracy points: a primary whose 90 % CI lies within
+      ±margin is "equivalent" (TOST), not merely "not significant".
+    probe_seeds: seeds of the arm-blind step-budget probe (on `real` at the largest k, per architecture).
     steps: optimizer steps per training, the same for every arm (more data is not more compute); with
       `converge`, doubled (up to max_steps) until the largest arm's validation accuracy stops rising by more
       than `convergence_points` (a probe on the validation split, before any test image is scored).
@@ -55,10 +64,13 @@ class EvalConfig:
     oracle: str | None = None
     ks: tuple[int, ...] = (5, 10, 20, ALL)
     control_ks: tuple[int, ...] | None = None
-    seeds: int = 8
+    seeds: int = 4
     ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
     reference_ratio: float = 1.0
     arms: tuple[str, ...] | None = None
+    classifiers: tuple[str, ...] = ("temporal", "cnn2d")
+    margin: float = 2.0
+    probe_seeds: int = 3
     steps: int = 300
     converge: bool = True
     max_steps: int = 1200
@@ -67,7 +79,6 @@ class EvalConfig:
     lr: float = 4e-3
     width: int = 128
     image_size: int | None = None
-    bootstrap: int = 2000
     allow_generator_extra_data: bool = False
     cpus_per_run: float = 1.0
     gpus_per_run: float = 0.0
@@ -79,7 +90,7 @@ class EvalConfig:
 
         integers(self, "ks", 0, PER_PERSON_MAX, " (0: all)")
         integers(self, "control_ks", 0, PER_PERSON_MAX, " (0: all; null: every k)", optional=True)
-        integer(self, "seeds", 2, 1000, " (≥ 2 for a confidence interval)")
+        integer(self, "seeds", 1, 1000, " (classifier seeds per generator replicate)")
         reals(self, "ratios", 0.0, 100.0, lo_open=True)
         real(self, "reference_ratio", 0.0, 100.0, lo_open=True)
         if self.control_ks is not None and not set(self.control_ks) <= set(self.ks):
@@ -89,6 +100,12 @@ class EvalConfig:
             raise SettingError(self, "reference_ratio", f"{{at}}reference_ratio {self.reference_ratio} is not one of "
                                                         f"{{at}}ratios {self.ratios}: set {{at}}reference_ratio too")
         integer(self, "steps", 1, COUNT_MAX)
+        real(self, "margin", 0.0, 100.0, lo_open=True, note=" accuracy points")
+        integer(self, "probe_seeds", 1, 100)
+        if not self.classifiers or set(self.classifiers) - set(CLASSIFIERS) or \
+                len(set(self.classifiers)) != len(self.classifiers):
+            raise SettingError(self, "classifiers", f"{{at}}classifiers={list(self.classifiers)}: one or more of "
+                                                    f"{', '.join(CLASSIFIERS)}, each once")
         if self.converge:
             integer(self, "max_steps", self.steps, COUNT_MAX, f" (at least steps={self.steps}, with converge)")
         real(self, "convergence_points", 0.0, 100.0, note=" accuracy points")
@@ -97,7 +114,6 @@ class EvalConfig:
         integer(self, "width", 1, WIDTH_MAX)
         if self.image_size is not None:
             integer(self, "image_size", 8, 1024, " pixels (null: the data's own size)")
-        integer(self, "bootstrap", 100, COUNT_MAX // 10)
         real(self, "cpus_per_run", 0.0, CPUS_MAX, lo_open=True)
         real(self, "gpus_per_run", 0.0, GPUS_MAX)
         named(self, "experiment")

@@ -38,7 +38,7 @@ def accuracy_vs_k(rows: list[ArmRow], path: Path) -> Path:
                         alpha=0.12)
     ax.set_xticks(range(len(ks)), ks)
     ax.set(xlabel="real train images per person (k)", ylabel="test accuracy (%)",
-           title="Person identification accuracy (95 % CI: seeds × test images)")
+           title="Person identification accuracy (95 % CI: generator replicates × test images)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
@@ -85,7 +85,7 @@ def sample_grid(data: EvalData, k: int, path: Path, per_row: int = 4, cell: int 
     channels = data.manifest.channels
     for label in range(data.num_classes):
         imgs: list[Image.Image] = []
-        for s in (data.train, data.synthetic[k]):
+        for s in (data.train, data.synthetic[(k, 0)]):
             for i in s.indices_of(label)[:per_row]:
                 arr = load_image(join(s.root, s.paths[i]), channels, cell)
                 imgs.append(tensor_image(torch.from_numpy(arr), channels))

@@ -17,9 +17,9 @@ from mdaug.evaluation.stats import ArmRow
 from mdaug.storage import write_text
 from mdaug.tables import markdown_table
 
-COLUMNS = ("arm", "k", "seeds", "train_images", "accuracy", "accuracy_lo", "accuracy_hi", "macro_f1", "versus",
-           "family", "gain", "gain_lo", "gain_hi", "p_t", "p_perm", "p_adj", "oracle_efficiency", "efficiency_lo",
-           "efficiency_hi")
+COLUMNS = ("arm", "k", "arch", "replicates", "runs", "train_images", "accuracy", "accuracy_lo", "accuracy_hi",
+           "macro_f1", "versus", "family", "gain", "gain_lo", "gain_hi", "se", "df", "p", "p_adj", "p_perm",
+           "p_improve", "mde", "status", "method")
 
 
 def fmt_value(v: object) -> str:
@@ -56,23 +56,23 @@ def _img(path: Path, caption: str) -> str:
 
 
 def _table(rows: list[ArmRow]) -> str:
-    head = ("<tr><th>arm</th><th>k</th><th>seeds</th><th>train images</th><th>accuracy % (95 % CI)</th>"
-            "<th>macro-F1 %</th><th>versus</th><th>family</th><th>gain, points (95 % CI)</th><th>p (t-test)</th>"
-            "<th>p (sign-flip)</th><th>p (Holm)</th><th>oracle efficiency (95 % CI)</th></tr>")
+    head = ("<tr><th>arm</th><th>k</th><th>classifier</th><th>generator replicates × seeds</th><th>train images</th>"
+            "<th>accuracy % (95 % CI)</th><th>macro-F1 %</th><th>versus</th><th>family</th>"
+            "<th>gain, points (95 % CI)</th><th>p</th><th>p (Holm)</th><th>P(improvement)</th><th>MDE</th>"
+            "<th>status</th><th>p (sign-flip, conditional)</th></tr>")
     body = []
     for r in rows:
         classes = (["win"] if r.significant_gain else ["loss"] if r.significant else []) + (
             ["primary"] if r.family == "primary" else [])
         cls = f' class="{" ".join(classes)}"' if classes else ""
-        eff = "–" if math.isnan(r.oracle_efficiency) else (
-            f"{r.oracle_efficiency:.0%} ({r.efficiency_lo:.0%}…{r.efficiency_hi:.0%})")
         gain = "–" if math.isnan(r.gain) else f"{r.gain:+.1f} ({r.gain_lo:+.1f}…{r.gain_hi:+.1f})"
-        body.append(f"<tr{cls}><td>{html.escape(r.arm)}</td><td>{r.k}</td><td>{r.seeds}</td>"
-                    f"<td>{r.train_images:.0f}</td><td>{r.accuracy:.1f} ({r.accuracy_lo:.1f}…{r.accuracy_hi:.1f})</td>"
+        body.append(f"<tr{cls}><td>{html.escape(r.arm)}</td><td>{r.k}</td><td>{r.arch}</td>"
+                    f"<td>{r.replicates} × {r.runs // max(r.replicates, 1)}</td><td>{r.train_images:.0f}</td>"
+                    f"<td>{r.accuracy:.1f} ({r.accuracy_lo:.1f}…{r.accuracy_hi:.1f})</td>"
                     f"<td>{r.macro_f1:.1f}</td><td>{html.escape(r.versus) or '–'}</td><td>{r.family}</td>"
-                    f"<td>{gain}</td>"
-                    f"<td>{fmt_value(r.p_t)}</td><td>{fmt_value(r.p_perm)}</td><td>{fmt_value(r.p_adj)}</td>"
-                    f"<td>{eff}</td></tr>")
+                    f"<td>{gain}</td><td>{fmt_value(r.p)}</td><td>{fmt_value(r.p_adj)}</td>"
+                    f"<td>{fmt_value(r.p_improve)}</td><td>{fmt_value(r.mde)}</td><td>{r.status or '–'}</td>"
+                    f"<td>{fmt_value(r.p_perm)}</td></tr>")
     return f"<table>{head}{''.join(body)}</table>"
 
 
@@ -94,11 +94,15 @@ def write_report(out: Path, rows: list[ArmRow], verdict: list[str], figures: lis
 <h1>Does augmentation help person identification?</h1>
 <div class="verdict">{"".join(f"<p>{html.escape(v)}</p>" for v in verdict)}</div>
 <h2>Comparison</h2>
-<p>Accuracy on the held-out real test split. At one k every arm trains on the same real images (the first k
-per person) for the same number of optimizer steps; a gain is the paired difference against the arm in
-<i>versus</i> (same seed). Intervals: hierarchical bootstrap over seeds × test images. p: paired t-test and exact
-sign-flip permutation test over seeds; Holm adjusts the sign-flip p within each family — the pre-registered
-<b>primary</b> comparison (bold), each control (oracle, A/A, random labels), and all secondary comparisons.</p>
+<p>Accuracy on the held-out real test split. An evaluation replicate is a generator replicate (its own random
+k-subset and DiT seed) with its classifier seeds (each with its own generated images); every arm of a replicate
+trains on that replicate's real k-subset for the same number of optimizer steps (chosen arm-blind, on real). A gain
+is the paired difference against the arm in <i>versus</i>. The CI, p, MDE (80 % power) and status come from one
+crossed model of generator replicates × test images (person-stratified; Satterthwaite df); Holm adjusts p within
+each family — the pre-registered <b>primary</b> (bold, per classifier), each control, the secondary comparisons.
+Status: gain / loss (Holm p &lt; 0.05), equivalent (TOST within the pre-registered margin), inconclusive.
+P(improvement): share of generator replicates whose gain is above 0. The sign-flip p over runs holds this test
+set and these generators fixed.</p>
 {_table(rows)}
 <h2>Generators</h2><table>{"".join(f"<tr><td>k={html.escape(k)}</td><td>{html.escape(g)}</td></tr>"
                                    for k, g in generators)}</table>

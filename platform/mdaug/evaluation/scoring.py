@@ -48,7 +48,7 @@ def train_run(data: EvalData, spec: RunSpec, cfg: EvalConfig, steps: int) -> tup
     x, y = training_set(data, spec)
     net = train_classifier(x, y, data.num_classes, steps=steps, batch_size=cfg.batch_size,
                            augment_cfg=cfg.augment if spec.classic else None, seed=spec.train_seed, lr=cfg.lr,
-                           width=cfg.width)
+                           width=cfg.width, arch=spec.arch)
     return net, len(x)
 
 

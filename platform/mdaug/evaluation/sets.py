@@ -74,16 +74,22 @@ def synthetic_info(folder: Path) -> dict:
     return info
 
 
+def subset_seed(info: dict) -> int:
+    """The k-subset seed of the generator behind a generated set (0 for sets made before replicates)."""
+    return int(((info.get("provenance") or {}).get("dit") or {}).get("subset_seed", 0))
+
+
 @dataclass
 class EvalData:
-    """The real sets, the generated sets serving each k (a folder may serve several), the oracle."""
+    """The real sets, the generated sets serving each k — one per generator replicate (a folder may serve several
+    k) — and the oracle."""
 
     manifest: Manifest
     train: ImageSet
     val: ImageSet
     test: ImageSet
-    synthetic: dict[int, ImageSet]  # k → the generated set its arms draw from
-    synthetic_info: dict[int, dict]  # k → that set's manifest.json
+    synthetic: dict[tuple[int, int], ImageSet]  # (k, replicate) → the generated set its arms draw from
+    synthetic_info: dict[tuple[int, int], dict]  # (k, replicate) → that set's manifest.json
     oracle: ImageSet | None
 
     @property
@@ -95,14 +101,29 @@ class EvalData:
         """label → person id."""
         return {lab: pid for pid, lab in self.manifest.labels.items()}
 
+    @property
+    def subset_seeds(self) -> dict[int, list[int]]:
+        """k → the k-subset seed of each replicate's generator (the real images that replicate's arms train on)."""
+        out: dict[int, list[int]] = {}
+        for (k, _), info in sorted(self.synthetic_info.items()):
+            out.setdefault(k, []).append(subset_seed(info))
+        return out
 
-def load_eval_data(data: str, synthetic: dict[int, str], oracle: str | None, size: int | None) -> EvalData:
-    """Load every set once; `synthetic` maps each k to its generated folder (see budget.assign_generators)."""
+    @property
+    def replicates(self) -> dict[int, int]:
+        return {k: len(v) for k, v in self.subset_seeds.items()}
+
+
+def load_eval_data(data: str, synthetic: dict[int, list[str]], oracle: str | None, size: int | None) -> EvalData:
+    """Load every set once; `synthetic` maps each k to its generator replicates' folders (budget.assign_generators)."""
     manifest = Manifest.load(data)
     if size is None:
         size = load_image(manifest.file(manifest.split("train")[0]), manifest.channels).shape[-1]
-    folders = {f: folder_set(Path(f), manifest, size, "synthetic") for f in dict.fromkeys(synthetic.values())}
+    names = dict.fromkeys(f for fs in synthetic.values() for f in fs)
+    folders = {f: folder_set(Path(f), manifest, size, "synthetic") for f in names}
+    infos = {f: synthetic_info(Path(f)) for f in names}
+    keys = {(k, r): f for k, fs in synthetic.items() for r, f in enumerate(fs)}
     return EvalData(manifest, manifest_set(manifest, "train", size), manifest_set(manifest, "val", size),
-                    manifest_set(manifest, "test", size), {k: folders[f] for k, f in synthetic.items()},
-                    {k: synthetic_info(Path(f)) for k, f in synthetic.items()},
+                    manifest_set(manifest, "test", size), {key: folders[f] for key, f in keys.items()},
+                    {key: infos[f] for key, f in keys.items()},
                     folder_set(Path(oracle), manifest, size, "oracle") if oracle else None)

@@ -1,12 +1,13 @@
-"""Statistics of an evaluation. Per (arm, k): accuracy with a 95 % CI from a hierarchical bootstrap over
-seeds × test images; the paired gain over the arm's comparator (real; real+classic for
-real+synthetic+classic) with its bootstrap CI, the paired t-test p and the exact sign-flip permutation p over
-seeds; and that permutation p Holm-adjusted within the comparison's family:
-- primary: real+synthetic@reference vs real, one per k — the pre-registered comparison (Holm over k);
-- controls, each Holm over k: the oracle (must gain), A/A (must not), random labels (a harm check);
+"""Statistics of an evaluation. Per (classifier, arm, k): accuracy, and the paired gain over the arm's comparator
+(real; real+classic for real+synthetic+classic; the primary for permuted-persons) — both from one crossed model
+of generator replicates × test images (evaluation/variance.py): the test, the CI, the minimum detectable effect
+and the equivalence status all come from the same estimate and variance. Holm adjusts that p within families:
+- primary: real+synthetic@reference vs real, one per k, per classifier architecture — the pre-registered
+  comparison (Holm over k);
+- controls, each Holm over k: placebo, permuted persons, oracle, A/A, random labels;
 - secondary: every other comparison at one k, Holm within that k.
-Significant means adjusted p < ALPHA. Oracle efficiency (gain / oracle gain, with a bootstrap CI) only where
-the oracle's gain is significant."""
+The exact sign-flip p over the runs stays beside it as a conditional secondary: it holds this test set and these
+generators fixed. Significant means adjusted p < ALPHA."""
 
 from __future__ import annotations
 
@@ -16,40 +17,45 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from mdaug.evaluation.arms import AA, COMPARATOR, NEGATIVE, ORACLE, REAL, SYNTHETIC, RunSpec
+from mdaug.evaluation.arms import AA, COMPARATOR, NEGATIVE, ORACLE, PERMUTED, PLACEBO, REAL, RunSpec
 from mdaug.evaluation.config import k_label
 from mdaug.evaluation.scoring import RunResult
-from mdaug.evaluation.significance import bootstrap_means, holm, interval, sign_flip_p, t_test_p
-from mdaug.seeds import hash_seed
+from mdaug.evaluation.significance import holm, sign_flip_p
+from mdaug.evaluation.variance import crossed_estimate, status
 
 ALPHA = 0.05
-CONTROLS = {ORACLE: "oracle", AA: "A/A", NEGATIVE: "random-labels"}
+CONTROLS = {ORACLE: "oracle", AA: "A/A", NEGATIVE: "random-labels", PLACEBO: "placebo", PERMUTED: "permuted"}
 NAN = math.nan
 
 
 @dataclass(frozen=True)
 class ArmRow:
-    """One (arm, k); accuracies and gains in points (0–100)."""
+    """One (classifier, arm, k); accuracies and gains in points (0–100)."""
 
     arm: str
     k: str
-    seeds: int
+    arch: str
+    replicates: int  # generator replicates (the model's units)
+    runs: int  # trainings (replicates × classifier seeds)
     train_images: float
     accuracy: float
     accuracy_lo: float
     accuracy_hi: float
     macro_f1: float
     versus: str = ""  # the comparator arm ('' for real)
-    family: str = "baseline"  # primary | oracle | A/A | random-labels | secondary | baseline
+    family: str = "baseline"  # primary | oracle | A/A | random-labels | placebo | permuted | secondary | baseline
     gain: float = NAN
     gain_lo: float = NAN
     gain_hi: float = NAN
-    p_t: float = NAN  # paired t-test over seeds
-    p_perm: float = NAN  # exact sign-flip permutation over seeds
-    p_adj: float = NAN  # p_perm, Holm-adjusted within the family
-    oracle_efficiency: float = NAN
-    efficiency_lo: float = NAN
-    efficiency_hi: float = NAN
+    se: float = NAN
+    df: float = NAN
+    p: float = NAN  # two-sided, the crossed model's t(df)
+    p_adj: float = NAN  # p, Holm-adjusted within the family
+    p_perm: float = NAN  # exact sign-flip over runs: conditional on this test set and these generators
+    p_improve: float = NAN  # share of generator replicates whose gain is > 0
+    mde: float = NAN  # minimum detectable effect at 80 % power (points)
+    status: str = ""  # gain | loss | equivalent | inconclusive (TOST within ±margin)
+    method: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,78 +75,71 @@ def _family(arm: str, name: str, primary: str) -> str:
     return CONTROLS.get(arm, "secondary")
 
 
-def _holm_group(r: ArmRow) -> tuple[str, str]:
-    """Holm adjusts within: the primary and each control over k; the secondary comparisons within one k."""
-    return (r.family, r.k) if r.family == "secondary" else (r.family, "")
+def holm_group(r: ArmRow) -> tuple[str, str, str]:
+    """Holm adjusts within: the primary (per architecture) and each control over k; the secondary comparisons
+    within one k."""
+    return (r.family, r.k, r.arch) if r.family == "secondary" else (r.family, "", r.arch)
 
 
-def _matrix(runs: dict[int, RunResult], seeds: list[int]) -> np.ndarray:
-    return np.array([runs[s].correct for s in seeds], dtype=float)
+def _matrix(runs: dict[tuple[int, int], RunResult], keys: list[tuple[int, int]]) -> np.ndarray:
+    return np.array([runs[key].correct for key in keys], dtype=float)
 
 
-def summarize(results: list[RunResult], primary: str, draws: int = 2000) -> list[ArmRow]:
-    """One row per (k, arm) in plan order, then the families' Holm adjustment and oracle efficiencies."""
-    groups: dict[tuple[int, str], dict[int, RunResult]] = defaultdict(dict)
-    specs: dict[tuple[int, str], RunSpec] = {}
+def summarize(results: list[RunResult], primary: str, margin: float, strata: np.ndarray | None = None) -> list[ArmRow]:
+    """One row per (classifier, k, arm) in plan order, then the families' Holm adjustment and equivalence status.
+    strata: the test images' labels (the image variance is estimated within persons)."""
+    groups: dict[tuple[str, int, str], dict[tuple[int, int], RunResult]] = defaultdict(dict)
+    specs: dict[tuple[str, int, str], RunSpec] = {}
     for r in results:
-        groups[(r.spec.k, r.spec.name)][r.spec.seed] = r
-        specs[(r.spec.k, r.spec.name)] = r.spec
-    names_at = defaultdict(dict)
-    for (k, name), spec in specs.items():
-        names_at[k][spec.arm] = name
+        key = (r.spec.arch, r.spec.k, r.spec.name)
+        groups[key][r.spec.row] = r
+        specs[key] = r.spec
+    names_at: dict[tuple[str, int], dict[str, str]] = defaultdict(dict)
+    for (arch, k, name), spec in specs.items():
+        names_at[(arch, k)][spec.arm] = name
     rows: list[ArmRow] = []
-    boots: dict[tuple[str, str], np.ndarray] = {}  # (k label, arm name) → bootstrap gains
-    for (k, name), by_seed in groups.items():
-        arm, seeds = specs[(k, name)].arm, sorted(by_seed)
-        acc = _matrix(by_seed, seeds)
-        lo, hi = interval(bootstrap_means(acc, draws, hash_seed(k, name)) * 100)
-        row = ArmRow(name, k_label(k), len(seeds), float(np.mean([by_seed[s].train_images for s in seeds])),
-                     float(acc.mean() * 100), lo, hi, float(np.mean([by_seed[s].macro_f1 for s in seeds]) * 100))
-        versus = names_at[k].get(COMPARATOR.get(arm, ""), "")
-        base = groups.get((k, versus), {})
-        paired = [s for s in seeds if s in base]
+    for (arch, k, name), runs in groups.items():
+        arm, keys = specs[(arch, k, name)].arm, sorted(runs)
+        acc = crossed_estimate(_matrix(runs, keys), [rep for rep, _ in keys], strata)
+        row = ArmRow(name, k_label(k), arch, len({rep for rep, _ in keys}), len(keys),
+                     float(np.mean([runs[s].train_images for s in keys])), acc.mean, acc.lo, acc.hi,
+                     float(np.mean([runs[s].macro_f1 for s in keys]) * 100))
+        versus = primary if arm == PERMUTED else names_at[(arch, k)].get(COMPARATOR.get(arm, ""), "")
+        base = groups.get((arch, k, versus), {})
+        paired = [s for s in keys if s in base]
         if arm != REAL and paired:
-            diff = _matrix(by_seed, paired) - _matrix(base, paired)
-            boot = boots[(row.k, name)] = bootstrap_means(diff, draws, hash_seed(k, "gain", len(paired))) * 100
-            per_seed = diff.mean(1) * 100
-            g_lo, g_hi = interval(boot)
-            row = replace(row, versus=versus, family=_family(arm, name, primary), gain=float(per_seed.mean()),
-                          gain_lo=g_lo, gain_hi=g_hi, p_t=t_test_p(per_seed), p_perm=sign_flip_p(per_seed))
+            diff = _matrix(runs, paired) - _matrix(base, paired)
+            est = crossed_estimate(diff, [rep for rep, _ in paired], strata)
+            row = replace(row, versus=versus, family=_family(arm, name, primary), gain=est.mean, gain_lo=est.lo,
+                          gain_hi=est.hi, se=est.se, df=est.df, p=est.p, p_perm=sign_flip_p(diff.mean(1) * 100),
+                          p_improve=est.p_improve, mde=est.mde, method=est.method)
+            row = replace(row, status=_status(row, margin))
         rows.append(row)
-    rows = _adjust(rows)
-    return _efficiency(rows, boots)
+    return _adjust(rows, margin)
 
 
-def family_floor(rows: list[ArmRow], row: ArmRow) -> float:
-    """The smallest Holm-adjusted p the row's family can reach: (family size) × 2 / 2^seeds."""
-    size = sum(1 for r in rows if r.family != "baseline" and _holm_group(r) == _holm_group(row))
-    return min(1.0, size * 2 / 2 ** row.seeds)
+def _status(row: ArmRow, margin: float) -> str:
+    from mdaug.evaluation.variance import Estimate
+
+    if math.isnan(row.p):
+        return "inconclusive"
+    est = Estimate(row.gain, row.se, row.df, row.gain_lo, row.gain_hi, row.p, row.p_improve, row.mde,
+                   row.replicates, 0)
+    return status(est, row.p if math.isnan(row.p_adj) else row.p_adj, margin, ALPHA)
 
 
-def _adjust(rows: list[ArmRow]) -> list[ArmRow]:
-    by_family: dict[tuple[str, str], list[int]] = defaultdict(list)
+def family_size(rows: list[ArmRow], row: ArmRow) -> int:
+    return sum(1 for r in rows if r.family != "baseline" and holm_group(r) == holm_group(row))
+
+
+def _adjust(rows: list[ArmRow], margin: float) -> list[ArmRow]:
+    by_family: dict[tuple[str, str, str], list[int]] = defaultdict(list)
     for i, r in enumerate(rows):
         if r.family != "baseline":
-            by_family[_holm_group(r)].append(i)
+            by_family[holm_group(r)].append(i)
     out = list(rows)
     for members in by_family.values():
-        for i, p in zip(members, holm([rows[i].p_perm for i in members]), strict=True):
-            out[i] = replace(rows[i], p_adj=p)
-    return out
-
-
-def _efficiency(rows: list[ArmRow], boots: dict[tuple[str, str], np.ndarray]) -> list[ArmRow]:
-    """gain / oracle gain for the real+synthetic arms (both measured against real), where the oracle's gain at
-    that k is significant and its whole bootstrap interval is above 0; the CI from the two bootstraps, which
-    drew the same seeds and images (same seed count, same generator seed)."""
-    oracle = {r.k: r for r in rows if r.family == "oracle" and r.significant_gain and r.gain_lo > 0}
-    out = []
-    for r in rows:
-        o = oracle.get(r.k)
-        if o is not None and r.arm.startswith(SYNTHETIC + "@") and r.seeds == o.seeds:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = boots[(r.k, r.arm)] / boots[(r.k, o.arm)]
-            lo, hi = interval(ratio[np.isfinite(ratio)])
-            r = replace(r, oracle_efficiency=r.gain / o.gain, efficiency_lo=lo, efficiency_hi=hi)
-        out.append(r)
+        for i, p in zip(members, holm([rows[i].p for i in members]), strict=True):
+            adjusted = replace(rows[i], p_adj=p)
+            out[i] = replace(adjusted, status=_status(adjusted, margin))
     return out

@@ -1,15 +1,19 @@
-"""The verdict in plain words: per k the pre-registered primary comparison first (with its Holm-adjusted p),
-then the controls beside it, the secondary comparisons, the harness's state, and — when the generator's
-identity ratio is low — why its images cannot help. No line selects the best of several arms."""
+"""The verdict in plain words: per k the pre-registered primary comparison first — for every classifier
+architecture, with its CI, Holm-adjusted p, probability of improvement over generator replicates, minimum
+detectable effect and equivalence status from one crossed model — whether the classifiers agree, then the
+controls beside it (placebo, permuted persons, oracle, A/A, random labels), the secondary comparisons, the
+harness's state and both judges' identity ratios. No line selects the best of several arms."""
 
 from __future__ import annotations
 
 import math
 
-from mdaug.evaluation.arms import AA, ORACLE, TSTR
-from mdaug.evaluation.stats import ArmRow, family_floor
+from mdaug.evaluation.arms import AA, NEGATIVE, ORACLE, PERMUTED, PLACEBO, TSTR
+from mdaug.evaluation.stats import ArmRow, family_size
 
-IDENTITY_GATE = 0.3  # below this generator identity ratio, generated images carry too little identity to help
+IDENTITY_GATE = 0.3  # below this independent identity ratio, generated images carry too little identity to help
+WORDS = {"gain": "gain", "loss": "loss", "equivalent": "no gain beyond ±{m:g} (equivalent)",
+         "inconclusive": "inconclusive (neither a gain nor equivalence within ±{m:g} shown)"}
 
 
 def _pts(x: float) -> str:
@@ -24,94 +28,123 @@ def _gain(r: ArmRow) -> str:
     return f"{_pts(r.gain)} points (95 % CI {_pts(r.gain_lo)}…{_pts(r.gain_hi)})"
 
 
-def _outcome(r: ArmRow) -> str:
-    if not r.significant:
-        return "no significant difference"
-    return "significant gain" if r.gain > 0 else "significant loss"
+def primary_line(r: ArmRow, family: int, margin: float, generator: str = "", budget_note: str = "") -> str:
+    improve = "" if math.isnan(r.p_improve) else f"; improves in {r.p_improve:.0%} of generator replicates"
+    return (f"k={r.k} · primary (pre-registered), {r.arch} classifier: {r.arm}{generator} vs {r.versus}: {_gain(r)}, "
+            f"p={_p(r.p)} over {r.replicates} generator replicates × {r.runs // max(r.replicates, 1)} seeds × test "
+            f"images (df {r.df:.1f}), Holm over {family} k p={_p(r.p_adj)} → {WORDS[r.status].format(m=margin)}"
+            f"{improve}; MDE {r.mde:.1f} points at 80 % power; sign-flip p={_p(r.p_perm)} (conditional on this "
+            f"test set){budget_note}")
 
 
-def primary_line(r: ArmRow, family_size: int, budget_note: str = "") -> str:
-    caveat = ""
-    if r.significant and r.gain_lo <= 0 <= r.gain_hi:
-        caveat = (" on this test set; its 95 % CI, which also resamples the test images, includes 0: it may not "
-                  "hold on other test images")
-    return (f"k={r.k} · primary (pre-registered): {r.arm} vs {r.versus}: {_gain(r)}, sign-flip p={_p(r.p_perm)} "
-            f"over training seeds on this test set, Holm-adjusted over {family_size} k p={_p(r.p_adj)} → "
-            f"{_outcome(r)}{caveat}{budget_note}")
-
-
-def _control_words(r: ArmRow) -> str:
+def _control_words(r: ArmRow, margin: float) -> str:
     arm = r.arm.split("@")[0]
+    state = WORDS[r.status].format(m=margin) if r.status else "–"
     if arm == ORACLE:
-        state = "detected" if r.significant_gain else "NOT detected"
-        return f"oracle {_pts(r.gain)} (adj. p={_p(r.p_adj)}, {state})"
+        return f"oracle {_pts(r.gain)} (adj. p={_p(r.p_adj)}, {'detected' if r.significant_gain else 'NOT detected'})"
     if arm == AA:
-        state = "no false gain" if not r.significant else "FALSE POSITIVE"
-        return f"A/A {_pts(r.gain)} (adj. p={_p(r.p_adj)}, {state})"
-    if r.significant_gain:
-        state = "a SIGNIFICANT GAIN from images without person information: more images alone help here, so a " \
-                "synthetic gain of this size says nothing about identity"
-    else:
-        state = "label noise hurts, as expected" if r.gain < 0 else "no significant effect"
-    return f"random labels {_pts(r.gain)} (adj. p={_p(r.p_adj)}; harm check: {state})"
+        return (f"A/A {_pts(r.gain)} (adj. p={_p(r.p_adj)}: a noise reference, significant in ~5 % of runs by "
+                f"design{'; significant in this run' if r.significant else ''})")
+    if arm == PLACEBO:
+        nil = "no effect of repeating real images" if not r.significant else \
+            "REPEATING REAL IMAGES ALONE CHANGES ACCURACY: the primary's gain may come from batch composition"
+        return f"placebo {_pts(r.gain)} ({state}; {nil})"
+    if arm == PERMUTED:
+        need = "the gain needs identity" if r.significant and r.gain < 0 else \
+            "NOT shown that the gain needs identity" if not r.significant else \
+            "permuted persons BEAT the primary: the gain does not come from identity"
+        return f"permuted persons vs the primary {_pts(r.gain)} (adj. p={_p(r.p_adj)}; {need})"
+    if arm == NEGATIVE:
+        words = "label noise hurts, as expected" if r.significant and r.gain < 0 else \
+            "a SIGNIFICANT GAIN from wrongly labelled images: more images alone help here" if r.significant_gain \
+            else "no significant effect"
+        return f"random labels {_pts(r.gain)} (adj. p={_p(r.p_adj)}; harm check: {words})"
+    return f"{r.arm} {_pts(r.gain)} (adj. p={_p(r.p_adj)})"
 
 
-def verdict(rows: list[ArmRow], budgets: dict[str, str] | None = None,
-            identity: dict[str, float] | None = None) -> list[str]:
-    """budgets: k label → a note when the generator saw more than k real images per person;
-    identity: k label → the generated set's identity ratio (classifier accuracy on generated ÷ on real)."""
-    budgets, identity = budgets or {}, identity or {}
+def _agreement(primaries: list[ArmRow]) -> str | None:
+    if len(primaries) < 2:
+        return None
+    states = {r.arch: r.status for r in primaries}
+    k = primaries[0].k
+    if set(states.values()) == {"gain"}:
+        return f"k={k} · robust gain: every classifier architecture ({', '.join(states)}) shows it"
+    return f"k={k} · NOT a robust result: the classifiers disagree or do not show a gain (" + ", ".join(
+        f"{a}: {s}" for a, s in states.items()) + ")"
+
+
+def verdict(rows: list[ArmRow], margin: float, budgets: dict[str, str] | None = None,
+            identity: dict[str, dict] | None = None, generators: dict[str, str] | None = None) -> list[str]:
+    """budgets: k label → a note when the generator saw more than k real images per person; identity: k label →
+    {"independent": ratio, "sweep": ratio} (the generated sets' mean identity ratios); generators: k label → how
+    the arm's generator is named (e.g. ' (generators k=5, 2 replicates)')."""
+    budgets, identity, generators = budgets or {}, identity or {}, generators or {}
     lines: list[str] = []
-    ks = list(dict.fromkeys(r.k for r in rows))
-    primaries = [r for r in rows if r.family == "primary"]
-    for k in ks:
+    for k in dict.fromkeys(r.k for r in rows):
         at = [r for r in rows if r.k == k]
-        for r in (r for r in at if r.family == "primary"):
-            lines.append(primary_line(r, len(primaries), budgets.get(k, "")))
-        controls = [r for r in at if r.family in ("oracle", "A/A", "random-labels")]
+        primaries = [r for r in at if r.family == "primary"]
+        for r in primaries:
+            lines.append(primary_line(r, family_size(rows, r), margin, generators.get(k, ""), budgets.get(k, "")))
+        agree = _agreement(primaries)
+        if agree:
+            lines.append(agree)
+        controls = [r for r in at if r.family in ("placebo", "permuted", "oracle", "A/A", "random-labels")]
         if controls:
-            lines.append(f"k={k} · controls: " + "; ".join(_control_words(r) for r in controls))
-        real = next((r for r in at if r.family == "baseline"), None)
+            lines.append(f"k={k} · controls: " + "; ".join(_control_words(r, margin) for r in controls))
+        real = next((r for r in at if r.family == "baseline" and r.arch == (controls or at)[0].arch), None)
         secondary = [r for r in at if r.family == "secondary"]
         words = []
         for r in secondary:
             share = f", {r.accuracy / real.accuracy:.0%} of real's accuracy" if r.arm == TSTR and real else ""
-            words.append(f"{r.arm} vs {r.versus} {_pts(r.gain)} (adj. p={_p(r.p_adj)}{share})")
+            words.append(f"{r.arm} vs {r.versus} {_pts(r.gain)} (95 % CI {_pts(r.gain_lo)}…{_pts(r.gain_hi)}, "
+                         f"adj. p={_p(r.p_adj)}{share})")
         if words:
-            floor = family_floor(rows, secondary[0])
-            reach = f"; with {secondary[0].seeds} seeds the smallest reachable adj. p is {floor:.2g}" \
-                if floor >= 0.05 else ""
-            lines.append(f"k={k} · secondary (Holm over {len(secondary)} comparisons{reach}): " + "; ".join(words))
-    lines += harness_lines(rows)
-    for k, ratio in identity.items():
-        if ratio < IDENTITY_GATE:
-            lines.append(f"identity gate at k={k}: the generator carries too little identity for its images to help "
-                         f"(identity ratio {ratio:.2f} < {IDENTITY_GATE}: the person classifier recognises "
-                         f"{ratio:.0%} as many of its images' persons as of real images'); improve the generator "
-                         "before reading the gains above as a verdict on generative augmentation")
-    return lines
+            lines.append(f"k={k} · secondary (Holm over {len(secondary)} comparisons): " + "; ".join(words))
+        if k in identity:
+            lines.append(identity_line(k, identity[k]))
+    return lines + harness_lines(rows)
+
+
+def identity_line(k: str, ratios: dict) -> str:
+    independent, sweep = ratios.get("independent", math.nan), ratios.get("sweep", math.nan)
+    line = (f"k={k} · generated sets' identity ratio {independent:.2f} by the independent judge (a 2-D CNN the sweep "
+            f"and the generator never used) and {sweep:.2f} by the sweep's judge")
+    if independent < IDENTITY_GATE:
+        line += (f"; below {IDENTITY_GATE}: the generator carries too little identity for its images to help — "
+                 "improve the generator before reading the gains above as a verdict on generative augmentation")
+    return line
 
 
 def harness_lines(rows: list[ArmRow]) -> list[str]:
-    """Can this run tell a real gain from noise? At every k the A/A arm must not differ and the oracle must
-    gain (each where it ran)."""
-    aa = {r.k: r for r in rows if r.arm == AA}
+    """Can this run tell a real gain from noise? The oracle must gain and the placebo must not (each where it
+    ran); the A/A arm is reported as noise, not as a pass/fail."""
     oracle = {r.k: r for r in rows if r.arm.startswith(ORACLE)}
-    broken = [k for k, r in aa.items() if r.significant]
-    if broken:
-        return ["HARNESS BROKEN: the A/A arm (real vs real, another seed stream) differs significantly at k="
-                + ", ".join(broken) + " — the primary test's p-values cannot be trusted in this run"]
+    placebo = {r.k: r for r in rows if r.arm.startswith(PLACEBO)}
     parts = []
     for k in dict.fromkeys(r.k for r in rows):
         words = []
         if k in oracle:
-            o = oracle[k]
-            words.append("the oracle's gain is detected" if o.significant_gain else
-                         f"the oracle's gain is NOT detected ({_gain(o)})")
-        if k in aa:
-            words.append("the A/A arm shows no false gain")
+            words.append("the oracle's gain is detected" if oracle[k].significant_gain else
+                         f"the oracle's gain is NOT detected ({_gain(oracle[k])}): this run cannot see a gain")
+        if k in placebo:
+            words.append("the placebo shows no effect" if not placebo[k].significant else
+                         "the PLACEBO DIFFERS: batch composition alone moves accuracy")
         if words:
             parts.append(f"at k={k} " + " and ".join(words))
     no_oracle = "" if oracle else "; no oracle arm (data not from the simulator): the ceiling of a perfect " \
                                   "generator is unknown"
     return ["harness: " + "; ".join(parts or ["no control arm ran"]) + no_oracle]
+
+
+def conclude(results: list, context: dict) -> tuple[list[ArmRow], list[str]]:
+    """The table's rows and the verdict's lines from the runs' per-image outcomes and the run's context (what
+    eval_job stores as context.json): the evaluation and eval/compare.py say the same."""
+    import numpy as np
+
+    from mdaug.evaluation.stats import summarize
+
+    strata = np.asarray(context["strata"]) if context.get("strata") is not None else None
+    rows = summarize(results, context["primary"], context["margin"], strata)
+    lines = verdict(rows, context["margin"], context.get("budgets"), context.get("identity"),
+                    context.get("generators"))
+    return rows, ([context["look"]] if context.get("look") else []) + lines

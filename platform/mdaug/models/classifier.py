@@ -8,6 +8,9 @@ of where in the recording a stride starts. Gait identity lives in the Doppler pr
 this sees directly: on the simulated set (31 persons, 64², 300 steps) it recognises 76 % of the validation
 images from 5 training images per person and 96 % from 10, where a 2-D ResNet of several times its cost
 reaches 55 % and 92 %.
+
+`ClassifierConfig.arch` selects the architecture: "temporal" (this file; files written before `arch` existed
+load as it) or "cnn2d" (models/cnn2d.py, the independent judge); `build_classifier` makes either.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ import torch
 from torch import nn
 
 from mdaug import storage
+from mdaug.models import cnn2d
+
+ARCHITECTURES = {"temporal": "temporal 1-D CNN", "cnn2d": "2-D CNN"}  # arch → how a report names it
 
 
 @dataclass(frozen=True)
@@ -28,13 +34,35 @@ class ClassifierConfig:
     in_channels: int
     height: int
     num_classes: int
-    width: int = 128  # channels of every temporal block
-    layers: int = 3  # blocks; each after the first halves the time axis
-    kernel: int = 5  # time steps per convolution
+    width: int = 128  # channels of every temporal block (cnn2d: of its last block)
+    layers: int = 3  # blocks; each after the first halves the time axis (cnn2d: each halves both axes)
+    kernel: int = 5  # time steps per convolution (cnn2d: the side of its square kernels)
+    arch: str = "temporal"  # temporal | cnn2d
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"unknown classifier architecture {self.arch!r}; use one of {', '.join(ARCHITECTURES)}")
+
+    @classmethod
+    def for_arch(cls, arch: str, in_channels: int, height: int, num_classes: int,
+                 width: int = 128) -> ClassifierConfig:
+        """The default depth and kernel of `arch` at this input and width."""
+        depth = {"layers": cnn2d.LAYERS, "kernel": cnn2d.KERNEL} if arch == "cnn2d" else {}
+        return cls(in_channels, height, num_classes, width, arch=arch, **depth)
+
+
+def build_classifier(cfg: ClassifierConfig) -> nn.Module:
+    """A freshly initialised classifier of cfg.arch."""
+    return cnn2d.Conv2dClassifier(cfg) if cfg.arch == "cnn2d" else PersonClassifier(cfg)
 
 
 class PersonClassifier(nn.Module):
+    """The temporal classifier (arch "temporal")."""
+
     def __init__(self, cfg: ClassifierConfig) -> None:
+        if cfg.arch != "temporal":
+            raise ValueError(f"PersonClassifier is the temporal classifier; build arch {cfg.arch!r} with "
+                             "build_classifier(cfg)")
         super().__init__()
         self.config = cfg
         blocks, cin = [], cfg.in_channels * cfg.height
@@ -65,7 +93,7 @@ class PersonClassifier(nn.Module):
         return self.head(self.features(x))
 
 
-def save_classifier(net: PersonClassifier, path: Path, extra: dict | None = None) -> None:
+def save_classifier(net: nn.Module, path: Path, extra: dict | None = None) -> None:
     """A standalone classifier file: config, weights and what it was trained on (`extra`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,7 +101,7 @@ def save_classifier(net: PersonClassifier, path: Path, extra: dict | None = None
                                "state_dict": net.state_dict(), **(extra or {})}, path)
 
 
-def load_classifier(path: Path | str) -> tuple[PersonClassifier, dict]:
+def load_classifier(path: Path | str) -> tuple[nn.Module, dict]:
     """(classifier in eval mode, the file's other entries) from a local path or a storage URI; a missing or
     foreign file is a clear error."""
     if not storage.exists(path):
@@ -82,6 +110,10 @@ def load_classifier(path: Path | str) -> tuple[PersonClassifier, dict]:
     ckpt = storage.torch_load(path, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or ckpt.get("format") != "mdaug-classifier/1":
         raise ValueError(f"{path} is not an mdaug classifier file")
-    net = PersonClassifier(ClassifierConfig(**ckpt["config"]))
+    try:
+        net = build_classifier(ClassifierConfig(**ckpt["config"]))  # no "arch" (older files): temporal
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: {err}; this mdaug cannot read it, retrain it with "
+                         "`jobs/train.py --stage classifier`") from err
     net.load_state_dict(ckpt["state_dict"])
     return net.eval(), {k: v for k, v in ckpt.items() if k not in ("config", "state_dict", "format")}

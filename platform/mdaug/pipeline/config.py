@@ -29,6 +29,8 @@ class PipelineConfig:
     experiment and (when given here) workers and resource_wait_s.
     generator_ks: a DiT per k, trained on the first k train images per person (None: one per evaluated k);
     the evaluation's arms at k use the generator whose budget is the largest k' ≤ k.
+    generator_replicates: DiTs per generator k, replicate r trained on its own k-subset (subset seed r; 0: the
+    split's first k) with its own seed (train.seed + r): the evaluation replicates the primary over them.
     sweep: the sampling sweep's budget and trial resources (run on the smallest k's DiT); sampling: settings used
     when the sweep is skipped (sweep.trials = 0); jobs/generate.py's section.
     resource_wait_s: seconds an autoscaling cluster gets to add the nodes a training stage or a sweep trial needs
@@ -52,6 +54,7 @@ class PipelineConfig:
     workers: int | None = None  # Ray Train workers (None: train.workers) and generator actors (None: 2)
     resource_wait_s: float = 0.0
     generator_ks: tuple[int, ...] | None = None
+    generator_replicates: int = 1
     sweep: SweepConfig = field(default_factory=SweepConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
@@ -71,6 +74,7 @@ class PipelineConfig:
             integer(self, "workers", 1, WORKERS_MAX, " (null: train.workers)")
         real(self, "resource_wait_s", 0.0, WAIT_MAX_S, note=" seconds (0: refuse at once)")
         integers(self, "generator_ks", 0, PER_PERSON_MAX, " (0: all; null: one per evaluated k)", optional=True)
+        integer(self, "generator_replicates", 1, 100, " (DiTs per generator k)")
         # every evaluated k having a generator is the pipeline's check (runner.check_settings): the evaluation's
         # own entry point loads this schema too, with generated folders of its own
 

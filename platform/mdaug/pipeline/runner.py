@@ -14,7 +14,7 @@ from mdaug.config import to_yaml
 from mdaug.locks import OutputLocked, exclusive  # noqa: F401 - OutputLocked: importable from here
 from mdaug.pipeline.config import STAGES, PipelineConfig
 from mdaug.pipeline.ownership import Ownership, check_claimable
-from mdaug.pipeline.steps import STAGE_FUNCTIONS, Context, Paths, generator_for, train_job
+from mdaug.pipeline.steps import STAGE_FUNCTIONS, Context, Paths, generator_for, generators, train_job
 from mdaug.ray_mlflow.preflight import check_vae_files
 from mdaug.ray_mlflow.tracking import DESCRIPTION, folder_store, mlflow_run, shown_tracking_uri
 from mdaug.storage import join, write_text
@@ -41,7 +41,8 @@ def training_settings(cfg: PipelineConfig, paths: Paths) -> dict:
     job = asdict(train_job(cfg, paths, "classifier"))
     shared = {k: v for k, v in job.items() if k not in ("classifier", "vae", "dit", *NOT_RESULTS)}
     return {"shared": shared, "classifier": job["classifier"], "vae": job["vae"],
-            "dits": [asdict(train_job(cfg, paths, "dit", k).dit) for k in cfg.dit_ks]}
+            "dits": [asdict(job.dit) | {"seed": job.seed}
+                     for job in (train_job(cfg, paths, "dit", k, r) for k, r in generators(cfg))]}
 
 
 def stage_keys(cfg: PipelineConfig, paths: Paths, stages: list[str]) -> dict[str, str]:
@@ -163,7 +164,8 @@ def _run(cfg: PipelineConfig, out: Path, stages: list[str], start: str | None, o
         verdict = paths.eval / "verdict.txt"
         if verdict.is_file():
             client.log_artifact(run_id, str(verdict))
-            client.set_tag(run_id, "verdict", verdict.read_text().splitlines()[0][:5000])
+            lines = verdict.read_text().splitlines()  # the look, then every primary line
+            client.set_tag(run_id, "verdict", "\n".join(lines[:1] + [x for x in lines if " · primary " in x])[:5000])
             client.set_tag(run_id, DESCRIPTION, verdict.read_text())
     echo(f"pipeline finished in {wall:.0f} s (ran: {', '.join(ran) or 'nothing'})")
     if verdict.is_file():

@@ -64,11 +64,12 @@ class Paths:
     def train(self) -> Path:
         return self.out / "train"
 
-    def dit(self, k: int) -> Path:
-        return self.train / (f"dit_k{k}" if k else "dit") / "dit.pt"
+    def dit(self, k: int, replicate: int = 0) -> Path:
+        """Where the DiT of generator k, replicate r is (TrainJobConfig.dit_dir)."""
+        return self.train / ((f"dit_k{k}" if k else "dit") + (f"_r{replicate}" if replicate else "")) / "dit.pt"
 
-    def synthetic_k(self, k: int) -> Path:
-        return self.synthetic / f"k{k_label(k)}"
+    def synthetic_k(self, k: int, replicate: int = 0) -> Path:
+        return self.synthetic / (f"k{k_label(k)}" + (f"_r{replicate}" if replicate else ""))
 
     @property
     def sweep(self) -> Path:
@@ -109,8 +110,14 @@ class Context:
     report: ValidationReport | None = None  # the validate stage's, reused by split in the same run
 
 
+def generators(cfg: PipelineConfig) -> list[tuple[int, int]]:
+    """(k, replicate) of every DiT the pipeline trains."""
+    return [(k, r) for k in cfg.dit_ks for r in range(cfg.generator_replicates)]
+
+
 def counts_needed(cfg: PipelineConfig, manifest: Manifest) -> tuple[dict[int, int], int]:
-    """(generated images per person for each generator k, oracle images per person) the evaluation draws."""
+    """(generated images per person for each generator k — each of its replicates —, oracle images per person)
+    the evaluation draws."""
     train_counts = np.bincount([r.label for r in manifest.split("train")], minlength=manifest.num_classes)
     need = images_needed(plan_runs(cfg.evaluation, has_oracle=True), train_counts)
     per_generator = {}
@@ -181,6 +188,11 @@ def split(ctx: Context) -> None:
     _small_run(ctx, "split", {"val": c.val, "test": c.test, "seed": c.split_seed, **counts}, [ctx.paths.manifest], m)
 
 
+def vae_blind(cfg: PipelineConfig) -> bool:
+    """Whether the VA-VAE sees no image of the task's persons (other walkers, or another manifest)."""
+    return (cfg.data is None and cfg.aux is not None) or bool(cfg.train.vae.data)
+
+
 def vae_source(cfg: PipelineConfig) -> dict:
     """What the autoencoder may see: other walkers (simulated data), else the smallest evaluated k-subset."""
     if cfg.data is None and cfg.aux is not None:
@@ -188,19 +200,23 @@ def vae_source(cfg: PipelineConfig) -> dict:
     return {"train_per_person": cfg.dit_ks[0]}
 
 
-def train_job(c: PipelineConfig, paths: Paths, stage: str, dit_k: int = 0) -> TrainJobConfig:
+def train_job(c: PipelineConfig, paths: Paths, stage: str, dit_k: int = 0, replicate: int = 0) -> TrainJobConfig:
     """The training job a stage runs: the `train` section with what the pipeline decides (its data, folders,
-    workers, waiting, the VA-VAE's data source and the DiT's k)."""
+    workers, waiting, the VA-VAE's data source, the DiT's k and, for generator replicate r, its training seed
+    train.seed + r and — unless the VA-VAE trains on the task's images (your data without train.vae.data), which
+    fixes the subset it saw — its own k-subset, seed r)."""
     t = c.train
     return replace(t, stage=stage, data=str(paths.manifest), out=str(paths.train), tracking_dir=str(paths.out),
-                   workers=c.workers or t.workers, experiment=c.experiment,
+                   workers=c.workers or t.workers, experiment=c.experiment, seed=t.seed + replicate,
                    storage=paths.uri(paths.train) if c.storage else "", resource_wait_s=c.resource_wait_s,
-                   vae=replace(t.vae, **vae_source(c)), dit=replace(t.dit, train_per_person=dit_k))
+                   vae=replace(t.vae, **vae_source(c)),
+                   dit=replace(t.dit, train_per_person=dit_k, replicate=replicate,
+                               subset_seed=replicate if vae_blind(c) else 0))
 
 
-def _train(ctx: Context, stage: str, dit_k: int = 0) -> None:
+def _train(ctx: Context, stage: str, dit_k: int = 0, replicate: int = 0) -> None:
     ctx.owner.claim(ctx.paths.train)
-    run_train_job(train_job(ctx.cfg, ctx.paths, stage, dit_k), ctx.parent_run_id)
+    run_train_job(train_job(ctx.cfg, ctx.paths, stage, dit_k, replicate), ctx.parent_run_id)
 
 
 def train(stage: str) -> Callable[[Context], None]:
@@ -215,15 +231,15 @@ def train(stage: str) -> Callable[[Context], None]:
 
 
 def dit(ctx: Context) -> None:
-    """One DiT per generator k, each trained on the first k train images per person."""
+    """The DiTs of every generator k and replicate, each trained on its own k-subset of the train images."""
     ctx.owner.claim(ctx.paths.train)
     ctx.owner.clear(ctx.paths.output_of("dit"))
-    for k in ctx.cfg.dit_ks:
-        _train(ctx, "dit", k)
-        identity = load_dit(ctx.paths.dit(k))[2].get("identity_metrics")
+    for k, r in generators(ctx.cfg):
+        _train(ctx, "dit", k, r)
+        identity = load_dit(ctx.paths.dit(k, r))[2].get("identity_metrics")
         if identity:
-            ctx.echo(f"DiT k={k_label(k)}: identity ratio {identity['identity_ratio']:.2f} at its last epoch "
-                     f"(the person classifier recognises {identity['identity_accuracy']:.0%} of its samples)")
+            ctx.echo(f"DiT k={k_label(k)} replicate {r}: identity ratio {identity['identity_ratio']:.2f} at its last "
+                     f"epoch (the person classifier recognises {identity['identity_accuracy']:.0%} of its samples)")
     write_text(ctx.paths.output_of("dit"), ",".join(map(str, ctx.cfg.dit_ks)))
 
 
@@ -262,21 +278,23 @@ def register_generator(ctx: Context) -> None:
 
 
 def generate(ctx: Context) -> None:
-    """A generated set per generator k (synthetic/k5, …), with its identity ratio and memorisation figures."""
+    """A generated set per generator k and replicate (synthetic/k5, synthetic/k5_r1, …), with its identity ratios
+    and memorisation figures."""
     # finished sets of earlier settings go; an interrupted run's .k5.partial is resumed (restarted if they differ)
     ctx.owner.claim(ctx.paths.synthetic)
     for old in ctx.paths.synthetic.glob("[!.]*"):
         ctx.owner.clear(old)
     per_generator, _ = counts_needed(ctx.cfg, Manifest.load(ctx.paths.manifest))
-    for k, per_person in per_generator.items():
-        run_generate_job(ctx.paths.uri(ctx.paths.dit(k)), ctx.paths.synthetic_k(k), per_person,
+    for k, r in generators(ctx.cfg):
+        per_person = per_generator[k]
+        run_generate_job(ctx.paths.uri(ctx.paths.dit(k, r)), ctx.paths.synthetic_k(k, r), per_person,
                          sampling_settings(ctx), workers=ctx.cfg.workers or 2, experiment=ctx.cfg.experiment,
                          tracking_dir=ctx.paths.out, parent_run_id=ctx.parent_run_id,
                          resource_wait_s=ctx.cfg.resource_wait_s)
-        publish_output(ctx, ctx.paths.synthetic_k(k))
-        quality = read_quality(ctx.paths.synthetic_k(k))
+        publish_output(ctx, ctx.paths.synthetic_k(k, r))
+        quality = read_quality(ctx.paths.synthetic_k(k, r))
         if quality is not None:
-            ctx.echo(f"generator k={k_label(k)}: generated set's {quality['summary']}")
+            ctx.echo(f"generator k={k_label(k)} replicate {r}: generated set's {quality['summary']}")
 
 
 def evaluate(ctx: Context) -> None:

@@ -39,18 +39,31 @@ STAGES = ("classifier", "vae", "latents", "dit")
 @dataclass(frozen=True)
 class ClassifierStage:
     """The person classifier that measures identity (reconstruction and generator identity ratios, fidelity,
-    memorisation). Trained on the real train split only; never a training signal for the generator."""
+    memorisation; the sampling sweep's judge). Trained on the real train split only; never a training signal for
+    the generator.
+
+    judge_*: the independent judge (classifier/judge.pt) the same stage trains beside it, on the same data with
+    seed + 1: another architecture (mdaug.models.classifier.ARCHITECTURES), never used by the sweep or the
+    generator, which reports generated sets' identity next to the sweep's judge. batch_size and lr are shared."""
 
     steps: int = 600
     batch_size: int = 32
     width: int = 128
     lr: float = 4e-3
+    judge_arch: str = "cnn2d"
+    judge_steps: int = 1200
+    judge_width: int = 128
 
     def __post_init__(self) -> None:
+        from mdaug.models.classifier import ARCHITECTURES
+
         integer(self, "steps", 1, COUNT_MAX)
         integer(self, "batch_size", 1, BATCH_MAX)
         integer(self, "width", 1, WIDTH_MAX)
         real(self, "lr", 0.0, LR_MAX, lo_open=True)
+        choice(self, "judge_arch", ARCHITECTURES)
+        integer(self, "judge_steps", 1, COUNT_MAX)
+        integer(self, "judge_width", 1, WIDTH_MAX)
 
 
 @dataclass(frozen=True)
@@ -102,8 +115,11 @@ class VAEStage:
 
 @dataclass(frozen=True)
 class DiTStage:
-    """DiT training on the extracted latents of the first train_per_person train images per person (0: all):
-    a generator for the evaluation's arms at k = train_per_person, written to dit_k{k}/ (else dit/).
+    """DiT training on the extracted latents of the train_per_person-subset of each person's train images (0: all):
+    a generator for the evaluation's arms at k = train_per_person, written to dit_k{k}/ (else dit/). subset_seed
+    picks the subset (0: the first k in the split's order; s > 0: a random one, mdaug.data.subsets); replicate r
+    (a generator replicate: its own seed, and its own subset where the VA-VAE saw no task image) is written to
+    dit_k{k}_r{r}/.
     Every validation epoch samples identity_per_person images per person and logs the identity ratio."""
 
     size: str = "tiny"
@@ -111,6 +127,8 @@ class DiTStage:
     epochs: int = 20
     steps_per_epoch: int = 0  # 0: one pass over the training latents per epoch
     train_per_person: int = 0
+    subset_seed: int = 0
+    replicate: int = 0
     identity_per_person: int = 2
     batch_size: int = 64
     lr: float = 2e-4
@@ -127,6 +145,8 @@ class DiTStage:
         integer(self, "epochs", 1, COUNT_MAX)
         integer(self, "steps_per_epoch", 0, COUNT_MAX, " (0: one pass over the training latents)")
         integer(self, "train_per_person", 0, PER_PERSON_MAX, " (0: all)")
+        integer(self, "subset_seed", 0, SEED_MAX, " (0: the first k in the split's order)")
+        integer(self, "replicate", 0, 100, " (a generator replicate's index: its folder dit_k{k}_r{replicate})")
         integer(self, "identity_per_person", 1, 1000)
         integer(self, "batch_size", 1, BATCH_MAX)
         real(self, "lr", 0.0, LR_MAX, lo_open=True)
@@ -188,8 +208,8 @@ class TrainJobConfig:
 
     @property
     def dit_dir(self) -> Path:
-        k = self.dit.train_per_person
-        return self.out_path / (f"dit_k{k}" if k else "dit")
+        k, r = self.dit.train_per_person, self.dit.replicate
+        return self.out_path / ((f"dit_k{k}" if k else "dit") + (f"_r{r}" if r else ""))
 
     @property
     def run_name_file(self) -> Path:

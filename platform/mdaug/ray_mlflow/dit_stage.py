@@ -14,6 +14,7 @@ import ray
 import torch
 
 from mdaug.data.manifest import Manifest
+from mdaug.data.subsets import k_subset
 from mdaug.flow.latents import LatentStats, decode_latents
 from mdaug.imaging import labelled_grid, tensor_image
 from mdaug.models.dit import dit_config
@@ -78,7 +79,7 @@ def _keep(batch: dict[str, np.ndarray], hashes: frozenset[str]) -> dict[str, np.
 def train_dit(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str]) -> dict[str, Path]:
     from mdaug.training.dit_module import export_dit
 
-    rows = manifest.first_per_person(cfg.dit.train_per_person)
+    rows = k_subset(manifest, cfg.dit.train_per_person, cfg.dit.subset_seed)
     check_batch(len(rows), cfg, cfg.dit.batch_size)
     stats, info = read_stats(cfg)
     if info["manifest_hash"] != manifest.content_hash():
@@ -104,7 +105,7 @@ def train_dit(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str])
               f"last epoch: the person classifier recognises {identity['identity_accuracy']:.0%} of its samples")
     provenance = {"vae": vae_record(info["vae_uri"]).get("provenance") or {},
                   "dit": {"manifest_hash": manifest.content_hash(), "images": sorted(hashes),
-                          "train_per_person": cfg.dit.train_per_person}}
+                          "train_per_person": cfg.dit.train_per_person, "subset_seed": cfg.dit.subset_seed}}
     classifier = classifier_uri(cfg)
     export_dit(module, out / "dit.pt", {"vae_uri": info["vae_uri"], "manifest_hash": manifest.content_hash(),
                                           "manifest_uri": manifest_location(cfg, manifest),

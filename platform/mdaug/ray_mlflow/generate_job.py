@@ -11,9 +11,10 @@ import ray
 import torch
 from tqdm import tqdm
 
-from mdaug.assessment import QUALITY, assess, read_quality
+from mdaug.assessment import INDEPENDENT, QUALITY, assess, read_quality, require_judge
 from mdaug.data.images import load_image, open_image
 from mdaug.data.manifest import Manifest
+from mdaug.evaluation.leakage import LeakageError, check_generated, findings_message
 from mdaug.flow.sampler import SamplingConfig
 from mdaug.generation import (
     GenerationJob,
@@ -75,16 +76,38 @@ def _training_identity(gen: Generator) -> dict:
     return {"training_identity": {"vae": vae, "dit": dit}, "training_summary": "; ".join(words)}
 
 
-def assess_output(gen: Generator, out: Path, classifier: str | None) -> dict | None:
-    """quality.json of the finished set (identity, memorisation), when the identity classifier and the training
-    manifest are at hand; None otherwise."""
+def assessable(gen: Generator, classifier: str | None) -> bool:
+    """Whether the identity classifier and the training manifest are at hand; with the classifier, its independent
+    judge (judge.pt beside it) must be too: a FileNotFoundError naming it, before any image is generated."""
     manifest_uri = gen.info.get("training_manifest")
     if not classifier or not exists(classifier) or not manifest_uri or not exists(manifest_uri):
+        return False
+    require_judge(classifier)
+    return True
+
+
+def refuse_leaks(gen: Generator, folder: Path) -> None:
+    """A generated image that is a copy (content or pixel fingerprint) of a test image of the generator's training
+    manifest stops the job before the set is published, naming both files."""
+    manifest_uri = gen.info.get("training_manifest")
+    if not manifest_uri or not exists(manifest_uri):
+        return
+    manifest = Manifest.load(manifest_uri)
+    findings = check_generated(folder, manifest)
+    if findings:
+        raise LeakageError(findings_message(findings, manifest.root))
+
+
+def assess_output(gen: Generator, out: Path, classifier: str | None) -> dict | None:
+    """quality.json of the finished set (identity by both judges, memorisation), when assessable; None otherwise.
+    A quality.json from before the independent judge is measured again."""
+    if not assessable(gen, classifier):
         return None
     quality = read_quality(out)
-    if quality is None:
-        manifest = Manifest.load(manifest_uri)
-        quality = assess(out, manifest, gen.seen_rows(manifest), classifier) | _training_identity(gen)
+    if quality is None or INDEPENDENT not in quality:
+        manifest = Manifest.load(gen.info["training_manifest"])
+        quality = assess(out, manifest, gen.seen_rows(manifest), classifier, require_judge(classifier)) \
+            | _training_identity(gen)
         write_text(out / QUALITY, json.dumps(quality, indent=1))
     return quality
 
@@ -110,10 +133,10 @@ def run_generate_job(dit: str, out: Path, per_person: int, sampling: SamplingCon
                      parent_run_id: str | None = None, classifier: str | None = None,
                      resource_wait_s: float = 0.0) -> Path:
     """Generate per_person images of every (or each given) person into `out` (a local folder: actors return the
-    files); then measure the set's identity ratio and memorisation with the identity classifier (default: the
-    one the DiT checkpoint names) into out/quality.json. `dit`, `vae`, `classifier`: local paths or URIs.
-    Actors the cluster cannot place are refused before anything is read (after giving an autoscaling cluster
-    resource_wait_s seconds to add nodes)."""
+    files); then measure the set's identity ratio (by the identity classifier, default: the one the DiT checkpoint
+    names, and by the independent judge beside it, judge.pt) and memorisation into out/quality.json. `dit`, `vae`,
+    `classifier`: local paths or URIs. Actors the cluster cannot place are refused before anything is read (after
+    giving an autoscaling cluster resource_wait_s seconds to add nodes)."""
     if not Path(out).exists():  # a finished folder needs no actors
         check_actors(workers, gpus_per_worker, resource_wait_s)
     gen = Generator.load(dit, vae)
@@ -121,6 +144,7 @@ def run_generate_job(dit: str, out: Path, per_person: int, sampling: SamplingCon
     expected = manifest_for(gen, job)
     out = Path(out).resolve()
     classifier = classifier or gen.info.get("classifier_uri")
+    assessable(gen, classifier)  # a missing judge is refused before generating
     partial = prepare_output(out, expected)
     if partial is None:
         print(f"{out} already holds this generation ({len(expected['images'])} images); nothing to do")
@@ -149,6 +173,7 @@ def run_generate_job(dit: str, out: Path, per_person: int, sampling: SamplingCon
                 bar.update(len(chunk))
         for a in actors:
             ray.kill(a)
+        refuse_leaks(gen, partial)
         finish_output(partial, out, expected)
         seconds = time.perf_counter() - t0
         client.log_metric(run_id, "images_per_s", len(job.items()) / seconds)
@@ -159,7 +184,8 @@ def run_generate_job(dit: str, out: Path, per_person: int, sampling: SamplingCon
         quality = assess_output(gen, out, classifier)
         if quality is not None:
             client.log_artifact(run_id, str(out / QUALITY))
-            measured = {k: quality[k] for k in ("identity_ratio", "identity_accuracy")}
+            measured = {k: quality[k] for k in ("identity_ratio", "identity_accuracy", INDEPENDENT,
+                                                "independent_identity_accuracy")}
             for k, v in (measured | {f"memorisation.{m}": x for m, x in quality["memorisation"].items()}).items():
                 client.log_metric(run_id, k, float(v))
     print(f"wrote {len(job.items())} images to {out} in {seconds:.0f} s")

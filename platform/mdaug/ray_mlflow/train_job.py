@@ -11,6 +11,7 @@ from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
 from mdaug.config import flatten, to_yaml
 from mdaug.data.manifest import Manifest, Row
+from mdaug.data.subsets import k_subset
 from mdaug.locks import job_lock
 from mdaug.ray_mlflow.config import TrainJobConfig
 from mdaug.ray_mlflow.data_staging import manifest_location, publish_manifest
@@ -31,7 +32,8 @@ def stage_inputs(cfg: TrainJobConfig, manifest: Manifest) -> tuple[Manifest, str
     if cfg.stage == "vae":
         m, location, rows = vae_data(cfg, manifest)
         return m, location, {"train": rows, "val": m.split("val")}
-    train = manifest.first_per_person(cfg.dit.train_per_person) if cfg.stage == "dit" else manifest.split("train")
+    train = k_subset(manifest, cfg.dit.train_per_person, cfg.dit.subset_seed) if cfg.stage == "dit" \
+        else manifest.split("train")
     return manifest, manifest_location(cfg, manifest), {"train": train, "val": manifest.split("val")}
 
 
@@ -57,6 +59,7 @@ def _run_stage(cfg: TrainJobConfig, manifest: Manifest, parent_run_id: str | Non
             "manifest_hash": manifest.content_hash()}
     if cfg.stage == "dit" and cfg.dit.train_per_person:
         tags["train_per_person"] = str(cfg.dit.train_per_person)
+        tags["subset_seed"] = str(cfg.dit.subset_seed)
     tracking_dir = Path(cfg.tracking_dir).resolve() if cfg.tracking_dir else out
     with mlflow_run(tracking_dir, cfg.experiment, f"train-{cfg.stage}", tags, parent_run_id) as (client, run_id):
         log_params(client, run_id, flatten(cfg.to_dict()))

@@ -18,7 +18,7 @@ from mdaug.data.images import load_rows, load_split, model_channels
 from mdaug.data.manifest import Manifest
 from mdaug.data.ray_ingest import index_within, manifest_dataset, rows_dataset, shift_index
 from mdaug.flow.latents import EncodeBatch, LatentStats
-from mdaug.models.classifier import PersonClassifier, load_classifier, save_classifier
+from mdaug.models.classifier import ARCHITECTURES, build_classifier, load_classifier, save_classifier
 from mdaug.models.vavae import VAE_ARCHITECTURES, AutoencoderKL, load_official_vavae, load_vae, save_vae
 from mdaug.models.vavae_losses import IdentityLoss, VAELossConfig
 from mdaug.ray_mlflow.config import TrainJobConfig
@@ -46,23 +46,42 @@ def classifier_uri(cfg: TrainJobConfig) -> str:
     return cfg.artifact("classifier", "classifier.pt")
 
 
+def judge_path(cfg: TrainJobConfig) -> Path:
+    return cfg.out_path / "classifier" / "judge.pt"
+
+
+def judge_uri(cfg: TrainJobConfig) -> str:
+    """Where the independent judge is in the job's storage (beside the identity classifier)."""
+    return cfg.artifact("classifier", "judge.pt")
+
+
 def train_identity_classifier(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str]) -> dict[str, Path]:
     """The person classifier that measures identity, on the real train split at the VAE's resolution; trained
-    with identity-preserving perturbations (slight blur, noise), so it judges who walks, not pixel texture."""
+    with identity-preserving perturbations (slight blur, noise), so it judges who walks, not pixel texture.
+    Beside it, the independent judge (classifier.judge_arch, seed + 1, the same data): written first, so that
+    classifier.pt, the stage's output, exists only with it."""
     size, ch = VAE_ARCHITECTURES[cfg.vae.architecture].resolution, data_channels(cfg, manifest)
     tx, ty = load_split(manifest, "train", size, ch)
     vx, vy = load_split(manifest, "val", size, ch)
     c = cfg.classifier
-    net = train_classifier(tx, ty, manifest.num_classes, c.steps, c.batch_size, JUDGE_AUGMENT, cfg.seed, c.lr,
-                           c.width)
-    val_accuracy = accuracy(net, vx, vy)
-    path = classifier_path(cfg)
-    save_classifier(net, path, {"val_accuracy": val_accuracy, "manifest_hash": manifest.content_hash(),
-                                "size": size, "channels": ch})
-    publish(path, classifier_uri(cfg))
-    MlflowClient(tracking["tracking_uri"]).log_metric(tracking["run_id"], "val_accuracy", val_accuracy)
-    print(f"[classifier] recognises {val_accuracy:.1%} of the {len(vy)} real validation images")
-    return {"classifier": path}
+    about = {"manifest_hash": manifest.content_hash(), "size": size, "channels": ch}
+    client = MlflowClient(tracking["tracking_uri"])
+    written = {}
+    for name, arch, steps, width, seed, path, uri in (
+            ("judge", c.judge_arch, c.judge_steps, c.judge_width, cfg.seed + 1, judge_path(cfg), judge_uri(cfg)),
+            ("classifier", "temporal", c.steps, c.width, cfg.seed, classifier_path(cfg), classifier_uri(cfg))):
+        net = train_classifier(tx, ty, manifest.num_classes, steps, c.batch_size, JUDGE_AUGMENT, seed, c.lr,
+                               width, arch=arch)
+        val_accuracy = accuracy(net, vx, vy)
+        save_classifier(net, path, {"val_accuracy": val_accuracy, "seed": seed, **about})
+        publish(path, uri)
+        client.log_metric(tracking["run_id"], "val_accuracy" if name == "classifier" else "judge_val_accuracy",
+                          val_accuracy)
+        print(f"[classifier] {'the independent judge' if name == 'judge' else 'the identity classifier'} "
+              f"({ARCHITECTURES[arch]}, seed {seed}) recognises {val_accuracy:.1%} of the {len(vy)} real "
+              "validation images")
+        written[name] = path
+    return written
 
 
 def identity_judge(cfg: TrainJobConfig, manifest: Manifest) -> ray.ObjectRef | None:
@@ -85,7 +104,7 @@ def judge_from(ref: ray.ObjectRef | None) -> dict | None:
     if ref is None:
         return None
     judge = dict(ray.get(ref))
-    net = PersonClassifier(judge.pop("config"))
+    net = build_classifier(judge.pop("config"))
     net.load_state_dict(judge.pop("state"))
     return judge | {"classifier": net.eval()}
 

@@ -11,14 +11,15 @@ import torch
 import torch.nn.functional as F
 
 from mdaug.augment import AugmentConfig, augment
-from mdaug.models.classifier import ClassifierConfig, PersonClassifier
+from mdaug.models.classifier import ClassifierConfig, build_classifier
 
 
 def train_classifier(images: torch.Tensor, labels: torch.Tensor | np.ndarray, num_classes: int, steps: int = 300,
                      batch_size: int = 32, augment_cfg: AugmentConfig | None = None, seed: int = 0,
-                     lr: float = 4e-3, width: int = 128, device: str | None = None) -> PersonClassifier:
+                     lr: float = 4e-3, width: int = 128, device: str | None = None,
+                     arch: str = "temporal") -> torch.nn.Module:
     """Exactly `steps` AdamW steps (one-cycle learning rate) on batches drawn with replacement; returns the
-    net in eval mode on the CPU."""
+    net (`arch`: temporal | cnn2d, mdaug.models.classifier) in eval mode on the CPU."""
     if steps < 1:
         raise ValueError(f"classifier steps must be ≥ 1, got {steps}")
     if len(images) == 0:
@@ -26,7 +27,8 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor | np.ndarray, nu
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     labels = torch.as_tensor(labels)
     torch.manual_seed(seed)
-    net = PersonClassifier(ClassifierConfig(images.shape[1], images.shape[2], num_classes, width)).to(device)
+    net = build_classifier(ClassifierConfig.for_arch(arch, images.shape[1], images.shape[2], num_classes,
+                                                     width)).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.15)
     draw = torch.Generator().manual_seed(seed)
