@@ -119,7 +119,8 @@ def test_pipeline_on_isolated_nodes_with_s3_storage_and_an_mlflow_server(tmp_pat
             shutil.move(driver / "out", tmp_path / "moved-away")
             client = MlflowClient(url)
             exp = client.get_experiment_by_name("mdaug").experiment_id
-            dit_run = client.search_runs([exp], "tags.stage = 'dit' and attributes.status = 'FINISHED'")[0]
+            dit_run = client.search_runs([exp], "tags.stage = 'dit' and tags.replicate = '0' and "
+                                         "attributes.status = 'FINISHED'")[0]  # the DiT behind synthetic/k2
             sweep_run = client.search_runs([exp], "tags.stage = 'sweep'")[0]
             fresh = tmp_path / "fresh"
             fresh.mkdir()

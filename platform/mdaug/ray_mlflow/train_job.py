@@ -57,6 +57,8 @@ def _run_stage(cfg: TrainJobConfig, manifest: Manifest, parent_run_id: str | Non
     out.mkdir(parents=True, exist_ok=True)
     tags = {"stage": cfg.stage, "config_hash": cfg.config_hash(),
             "manifest_hash": manifest.content_hash()}
+    if cfg.stage == "dit":
+        tags["replicate"] = str(cfg.dit.replicate)
     if cfg.stage == "dit" and cfg.dit.train_per_person:
         tags["train_per_person"] = str(cfg.dit.train_per_person)
         tags["subset_seed"] = str(cfg.dit.subset_seed)
