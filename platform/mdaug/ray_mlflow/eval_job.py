@@ -5,6 +5,7 @@ training, the comparison table, figures, verdict and HTML report."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -26,6 +27,7 @@ from mdaug.evaluation.config import EVAL_TAG, EvalConfig, k_label
 from mdaug.evaluation.leakage import check_generators, check_leakage
 from mdaug.evaluation.plots import accuracy_vs_k, confusion_pair, per_person_gain, sample_grid
 from mdaug.evaluation.preregistration import (
+    canonical_json,
     count_looks,
     look_label,
     preregistration,
@@ -186,7 +188,10 @@ def run_evaluation(cfg: EvalConfig, tracking_dir: Path | None = None, parent_run
     tmp.mkdir(parents=True)
     doc = preregistration(cfg, plan, split_hash, _design(budgets, data, cfg), data.manifest.content_hash())
     _, prereg_hash = write_preregistration(doc, tmp)
-    base = replicate_seeds(prereg_hash, 1)[0]
+    # seeds from the plan's hash less its generator list (a DiT file names its folders: the same plan in another
+    # output folder draws the same seeds); adding seeds changes every seed
+    plan_hash = hashlib.sha256(canonical_json({k: v for k, v in doc.items() if k != "replicate_design"}).encode())
+    base = replicate_seeds(plan_hash.hexdigest(), 1)[0]
     specs = plan_runs(cfg, data.oracle is not None, data.replicates, base)
     tags = {"kind": EVAL_TAG, "manifest_hash": data.manifest.content_hash(), "test_split_hash": split_hash,
             "preregistration_sha256": prereg_hash,
