@@ -42,6 +42,18 @@ def small_sim(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def alike(tmp_path_factory) -> Path:
+    """8 persons × 12 recordings at 64², 40–45 dB SNR, saved as jet JPGs: smooth, alike, distinct (read-only:
+    a test that changes them copies them first)."""
+    from mdaug.sim import SimConfig, VariationConfig, simulate_dataset
+
+    root = tmp_path_factory.mktemp("alike") / "data"
+    simulate_dataset(root, SimConfig(persons=8, per_person=12, size=64, colormap="jet", image_format="jpg",
+                                     variation=VariationConfig(snr_db=(40.0, 45.0))), progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
 def ray_local():
     """A local Ray with more CPU slots than cores, so Data tasks never starve (STACK.md 2-core hang)."""
     import ray
@@ -77,13 +89,15 @@ def small_pipeline(out: Path):
     evaluation of 2 replicates × 2 seeds (primary pair with both classifiers, tiny's controls with one)."""
     from mdaug.config import load_config
 
-    return load_config("tiny", [f"out={out}", "workers=2", "sim.persons=4", "sim.per_person=12", "aux.persons=4",
-                                "aux.first_person=4", "aux.per_person=8", "generator_ks=[2]", "sweep.trials=2",
-                                "sweep.per_person=2", "sweep.steps=[4,16]", "sweep.cfg_scale=[1,12]",
-                                "evaluation.ks=[2]",
-                                "evaluation.control_ks=[2]", "evaluation.seeds=2", "evaluation.steps=10",
-                                "evaluation.probe_seeds=1",
-                                "evaluation.converge=false", *(f"train.{o}" for o in FAST)])
+    return load_config("tiny", [f"out={out}", "sim.persons=4", "sim.per_person=12", "aux.persons=4",
+                                "aux.first_person=4", "aux.per_person=8", *SMALL])
+
+
+# small_pipeline's settings beyond its data (tests/test_own_data_pipeline.py runs them on its own data)
+SMALL = ["workers=2", "generator_ks=[2]", "sweep.trials=2", "sweep.per_person=2", "sweep.steps=[4,16]",
+         "sweep.cfg_scale=[1,12]", "evaluation.ks=[2]", "evaluation.control_ks=[2]", "evaluation.seeds=2",
+         "evaluation.steps=10", "evaluation.probe_seeds=1", "evaluation.converge=false",
+         *(f"train.{o}" for o in FAST)]
 
 
 # Secrets in the environment of pipeline_run's driver, which a local run ignores (local storage, a sqlite MLflow

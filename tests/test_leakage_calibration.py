@@ -21,19 +21,9 @@ from mdaug.data.split import make_split
 from mdaug.data.validate import ValidationError
 from mdaug.evaluation.leakage import LeakageError, check_generated, check_leakage
 from mdaug.evaluation.sets import load_eval_data
-from mdaug.sim import SimConfig, VariationConfig, simulate_dataset
 from mdaug.training.classifier import train_classifier
 
 VAL, TEST = 1 / 3, 0.25  # 4 val (32 in all: the feature check calibrates), 3 test, 5 train per person
-
-
-@pytest.fixture(scope="module")
-def alike(tmp_path_factory) -> Path:
-    """8 persons × 12 recordings at 64², 40–45 dB SNR, saved as jet JPGs: smooth, alike, distinct."""
-    root = tmp_path_factory.mktemp("alike") / "data"
-    simulate_dataset(root, SimConfig(persons=8, per_person=12, size=64, colormap="jet", image_format="jpg",
-                                     variation=VariationConfig(snr_db=(40.0, 45.0))), progress=False)
-    return root
 
 
 def _copy(src: Path, dst: Path, side: int = 58) -> Path:

@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from mdaug.config import load_config
 from mdaug.data.manifest import Manifest
+from mdaug.data.subsets import k_subset
 from mdaug.models.classifier import load_classifier
 from mdaug.models.vavae import load_vae
 from mdaug.ray_mlflow.preflight import check_resources, load_verified_manifest
@@ -71,7 +72,7 @@ def test_stages_write_checkpoints_latents_provenance_and_mlflow_runs(trained):
     task = Manifest.load(out.parent / "manifest.json")
     prov = ckpt["provenance"]
     assert prov["vae"]["persons"] == [5, 6, 7, 8] and not set(prov["vae"]["images"]) & {r.sha256 for r in task.rows}
-    assert sorted(prov["dit"]["images"]) == sorted(r.sha256 for r in task.first_per_person(2))
+    assert sorted(prov["dit"]["images"]) == sorted(r.sha256 for r in k_subset(task, 2))
     assert runs["dit"].data.tags["train_per_person"] == "2" and 0 <= runs["classifier"].data.metrics["val_accuracy"]
     # the classifier stage trains the independent judge beside the identity classifier: another architecture and seed
     judge, judge_info = load_classifier(out / "classifier" / "judge.pt")

@@ -95,32 +95,16 @@ def _validate(a: argparse.Namespace) -> None:
     _check(report, a.on_bad)
 
 
-def _print_duplicates(record: dict) -> None:
-    """The split's near-duplicate threshold, moves and cross-person findings, as the manifest records them."""
-    from mdaug.data.duplicates import Calibration
-
-    fields = Calibration.__dataclass_fields__
-    print(Calibration(**{k: v for k, v in record.items() if k in fields}).describe())
-    if record.get("alike_warning"):
-        print(f"note: {record['alike_warning']}")
-    for m in record.get("moved", []):
-        print(f"near-duplicate moved: {m['path']} {m['from']} → {m['to']}")
-    for c in record.get("cross_person", []):
-        print(f"data quality: {c['a']} ~ {c['b']} (distance {c['distance']}): near-duplicates labelled as two "
-              "persons; check for a mislabel")
-    print(f"near-duplicates: {record.get('moved_count', 0)} image(s) moved to keep clusters in one split, "
-          f"{record.get('cross_person_count', 0)} cross-person pair(s) reported (all listed in the manifest's leakage)")
-
-
 def _split(a: argparse.Namespace) -> None:
-    from mdaug.data.split import split_report
+    from mdaug.data.split import duplicate_lines, split_report
     from mdaug.data.validate import validate
 
     report = validate(a.root, a.pattern, a.channels, a.min_size)
     print(report.table())
     _check(report, a.on_bad)
     manifest = split_report(report, a.val, a.test, a.train_per_person, a.seed, a.group, a.on_duplicates)
-    _print_duplicates(manifest.leakage or {})
+    for line in duplicate_lines(manifest.leakage or {}):
+        print(line)
     persons_out = [e for e in manifest.excluded if e["kind"] == "no_usable_image"]
     for e in persons_out:
         print(f"excluded person folder {e['path']}: {e['reason']}")

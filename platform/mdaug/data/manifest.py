@@ -95,17 +95,6 @@ class Manifest:
             raise ValueError(f"unknown split {name!r}; use one of {SPLITS}")
         return [r for r in self.rows if r.split == name]
 
-    def first_per_person(self, k: int) -> list[Row]:
-        """The first k train rows of each person in the split's order (all for k = 0): the nested subsets an
-        evaluation at k trains on, and all a generator for that k may see."""
-        taken: dict[int, int] = {}
-        out = []
-        for r in self.split("train"):
-            if not k or taken.get(r.person, 0) < k:
-                taken[r.person] = taken.get(r.person, 0) + 1
-                out.append(r)
-        return out
-
     def file(self, row: Row) -> str:
         """Where the row's image is: under the manifest's root, a local folder or a storage URI; ManifestError
         for a row whose file would be outside the root (a bad path, or a symbolic link leaving the root)."""

@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from mdaug.data.duplicates import calibrate, near_duplicates
+from mdaug.data.duplicates import Calibration, calibrate, near_duplicates
 from mdaug.data.fingerprint import file_fingerprints
 from mdaug.data.manifest import SPLITS, Manifest, Row
 from mdaug.data.paths import inside
@@ -164,6 +164,20 @@ def resolve_duplicates(root: str, by_person: dict[int, dict[str, list[tuple[str,
                             "moved_count": len(moved), "moved": moved[:LISTED],
                             "same_person_pairs": len(same), "crossing_pairs": crossing[:LISTED],
                             "cross_person_count": len(cross), "cross_person": cross[:LISTED]}
+
+
+def duplicate_lines(record: dict) -> list[str]:
+    """The split's near-duplicate threshold, moves and cross-person findings, as the manifest records them."""
+    fields = Calibration.__dataclass_fields__
+    lines = [Calibration(**{k: v for k, v in record.items() if k in fields}).describe()]
+    if record.get("alike_warning"):
+        lines.append(f"note: {record['alike_warning']}")
+    lines += [f"near-duplicate moved: {m['path']} {m['from']} → {m['to']}" for m in record.get("moved", [])]
+    lines += [f"data quality: {c['a']} ~ {c['b']} (distance {c['distance']}): near-duplicates labelled as two "
+              "persons; check for a mislabel" for c in record.get("cross_person", [])]
+    return lines + [f"near-duplicates: {record.get('moved_count', 0)} image(s) moved to keep clusters in one split, "
+                    f"{record.get('cross_person_count', 0)} cross-person pair(s) reported (all listed in the "
+                    "manifest's leakage)"]
 
 
 def _empty_persons(report: ValidationReport, labels: dict[int, int]) -> list[dict]:

@@ -6,7 +6,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mdaug.bounds import PER_PERSON_MAX, SEED_MAX, WAIT_MAX_S, WORKERS_MAX, SettingError, integer, integers, named, real
+from mdaug.bounds import (
+    PER_PERSON_MAX,
+    SEED_MAX,
+    WAIT_MAX_S,
+    WORKERS_MAX,
+    SettingError,
+    choice,
+    integer,
+    integers,
+    named,
+    real,
+)
+from mdaug.data.split import ON_DUPLICATES
 from mdaug.evaluation.config import ALL, EvalConfig
 from mdaug.flow.sampler import SamplingConfig
 from mdaug.ray_mlflow.config import SweepConfig, TrainJobConfig
@@ -27,6 +39,8 @@ class PipelineConfig:
     sees no image of a task person. None, or user data: it trains on the smallest evaluated k-subset.
     train: the training stages' settings (jobs/train.py's section); the pipeline sets stage, data, out, storage,
     experiment and (when given here) workers and resource_wait_s.
+    split_on_duplicates: near-duplicate recordings (calibrated on the data set's cross-person distances) that the
+    split drew into two splits are moved into one ("move") or the split is refused, naming the pairs ("refuse").
     generator_ks: a DiT per k, trained on the first k train images per person (None: one per evaluated k);
     the evaluation's arms at k use the generator whose budget is the largest k' ≤ k.
     generator_replicates: DiTs per generator k, replicate r trained on its own k-subset (subset seed r; 0: the
@@ -50,6 +64,7 @@ class PipelineConfig:
     val: float = 0.15
     test: float = 0.15
     split_seed: int = 0
+    split_on_duplicates: str = "move"
     train: TrainJobConfig = field(default_factory=TrainJobConfig)
     workers: int | None = None  # Ray Train workers (None: train.workers) and generator actors (None: 2)
     resource_wait_s: float = 0.0
@@ -70,6 +85,7 @@ class PipelineConfig:
             raise SettingError(self, "val", f"{{at}}val={self.val} + {{at}}test={self.test} = {self.val + self.test:g}:"
                                             " the validation and test fractions must leave train images (sum < 1)")
         integer(self, "split_seed", 0, SEED_MAX)
+        choice(self, "split_on_duplicates", ON_DUPLICATES)
         if self.workers is not None:
             integer(self, "workers", 1, WORKERS_MAX, " (null: train.workers)")
         real(self, "resource_wait_s", 0.0, WAIT_MAX_S, note=" seconds (0: refuse at once)")

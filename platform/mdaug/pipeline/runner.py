@@ -51,7 +51,10 @@ def stage_keys(cfg: PipelineConfig, paths: Paths, stages: list[str]) -> dict[str
     own = {
         "simulate": [asdict(cfg.sim), asdict(cfg.aux) if cfg.aux else None],
         "validate": [str(paths.data), asdict(cfg.sim) if cfg.data is None else _folder_fingerprint(paths.data)],
-        "split": [cfg.val, cfg.test, cfg.split_seed, cfg.storage],  # a new storage: every artifact made anew
+        # a new storage: every artifact made anew; "move" (the default) keeps the key of folders split before it
+        # was a setting, "refuse" splits again (and stops if a near-duplicate pair would span two splits)
+        "split": [cfg.val, cfg.test, cfg.split_seed, cfg.storage,
+                  *([cfg.split_on_duplicates] if cfg.split_on_duplicates != "move" else [])],
         "classifier": [train["shared"], train["classifier"], train["vae"]["architecture"]],  # trains at its size
         "vae": [train["vae"]],
         "latents": [], "dit": [train["dits"]],

@@ -14,7 +14,7 @@ import yaml
 from mdaug.assessment import read_quality
 from mdaug.config import flatten
 from mdaug.data.manifest import Manifest
-from mdaug.data.split import split_report
+from mdaug.data.split import duplicate_lines, split_report
 from mdaug.data.validate import ValidationReport, validate
 from mdaug.evaluation.arms import images_needed, plan_runs
 from mdaug.evaluation.config import ALL, k_label
@@ -176,16 +176,20 @@ def validate_stage(ctx: Context) -> None:
 def split(ctx: Context) -> None:
     report = ctx.report or validate(ctx.paths.data, progress=False)
     c = ctx.cfg
-    split_report(report, c.val, c.test, seed=c.split_seed).save(ctx.owner.claim(ctx.paths.manifest))
+    split_report(report, c.val, c.test, seed=c.split_seed, on_duplicates=c.split_on_duplicates).save(
+        ctx.owner.claim(ctx.paths.manifest))
     if c.data is None and c.aux is not None:  # the other walkers: train and val for the autoencoder
         split_report(validate(ctx.paths.aux, progress=False), c.val, 0.0, seed=c.split_seed).save(
             ctx.owner.claim(ctx.paths.aux_manifest))
     m = Manifest.load(ctx.paths.manifest)
     counts = {s: len(m.split(s)) for s in ("train", "val", "test")}
+    for line in duplicate_lines(m.leakage or {}):
+        ctx.echo(line)
     ctx.echo(f"manifest {ctx.paths.manifest}: " + ", ".join(f"{s} {n}" for s, n in counts.items()))
     for e in (e for e in m.excluded if e["kind"] == "no_usable_image"):
         ctx.echo(f"excluded person folder {e['path']}: {e['reason']}")
-    _small_run(ctx, "split", {"val": c.val, "test": c.test, "seed": c.split_seed, **counts}, [ctx.paths.manifest], m)
+    params = {"val": c.val, "test": c.test, "seed": c.split_seed, "on_duplicates": c.split_on_duplicates, **counts}
+    _small_run(ctx, "split", params, [ctx.paths.manifest], m)
 
 
 def vae_blind(cfg: PipelineConfig) -> bool:

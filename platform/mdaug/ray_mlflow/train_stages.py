@@ -17,6 +17,7 @@ from mdaug.augment import JUDGE_AUGMENT
 from mdaug.data.images import load_rows, load_split, model_channels
 from mdaug.data.manifest import Manifest
 from mdaug.data.ray_ingest import index_within, manifest_dataset, rows_dataset, shift_index
+from mdaug.data.subsets import k_subset
 from mdaug.flow.latents import EncodeBatch, LatentStats
 from mdaug.models.classifier import ARCHITECTURES, build_classifier, load_classifier, save_classifier
 from mdaug.models.vavae import VAE_ARCHITECTURES, AutoencoderKL, load_official_vavae, load_vae, save_vae
@@ -114,7 +115,7 @@ def vae_data(cfg: TrainJobConfig, manifest: Manifest) -> tuple[Manifest, str, li
     """(manifest, its location, train rows) the autoencoder trains on: its images in the job's storage."""
     m, location = (publish_manifest(Manifest.load(cfg.vae.data), cfg.vae.data, cfg.storage) if cfg.vae.data
                    else (manifest, manifest_location(cfg, manifest)))
-    return m, location, m.first_per_person(cfg.vae.train_per_person)
+    return m, location, k_subset(m, cfg.vae.train_per_person)
 
 
 def _vae_module(job: dict[str, Any], identity_ref: ray.ObjectRef | None = None):
