@@ -135,6 +135,15 @@ def test_assess_reports_the_identity_ratio_by_both_judges(split64, pair, tmp_pat
     assert "and 1.00 by the sweep's judge (temporal 1-D CNN" in real["summary"]
 
 
+def test_a_judge_near_chance_gets_a_caveat_not_a_verdict():
+    from mdaug.assessment import _near_chance
+
+    assert _near_chance("independent judge", 0.62, 31) == ""  # 19 × chance
+    words = _near_chance("independent judge", 0.05, 31)  # 1.6 × chance: a ratio of 1.00 would mean nothing
+    assert "recognises 5% of real images, chance 3%: its ratio is no evidence of identity" in words
+    assert _near_chance("sweep's judge", 0.49, 4) and not _near_chance("sweep's judge", 0.5, 4)
+
+
 def test_assess_refuses_a_missing_or_foreign_judge(split64, pair, tmp_path):
     m = split64["manifest"]
     shutil.copytree(pair, tmp_path / "classifier")

@@ -46,6 +46,7 @@ VALID = {
     "generator_ks=[0]": "one generator on all train images (runner.check_settings refuses it before any stage "
                         "when an evaluated k has no generator within it)",
     "evaluation.convergence_points=0": "converged only when doubling adds nothing",
+    "evaluation.sensitivity_seeds=0": "no step-sensitivity runs",
     **{f"evaluation.augment.{k}=0": "that augmentation off" for k in (
         "p_time_shift", "time_shift", "p_time_mask", "time_mask_width", "p_freq_mask", "freq_mask_width",
         "torso_guard", "p_gain", "gain_db", "p_noise", "noise_std", "p_blur")},

@@ -130,6 +130,12 @@ def test_harness_detects_oracle_gain_and_no_aa_gain(sim_eval, ray_local, tmp_pat
     assert any(v.startswith("k=3 · primary (pre-registered), cnn2d classifier") for v in outcome.verdict)
     assert any(v.startswith("harness: at k=3 the oracle's gain is detected and the placebo shows no effect")
                for v in outcome.verdict)
+    assert any(v.startswith(("k=3 · temporal: per person (shrunk toward ", "k=3 · temporal: per person: "
+                             "indistinguishable")) for v in outcome.verdict)  # τ = 0 when the persons' gains agree
+    sensitivity = next(v for v in outcome.verdict if v.startswith("k=3 · sensitivity to the step budget (temporal, "
+                                                                  "the same 1 seed(s) per generator replicate"))
+    assert "0.5× the steps" in sensitivity and "; at 1× the steps" in sensitivity and "2× the steps" in sensitivity
+    assert "–" not in sensitivity
     assert sum(x.startswith("classifier budget at k=3: ") for x in lines) == 2
     assert any("leakage check passed" in x for x in lines)
     leak = json.loads((outcome.out / "leakage.json").read_text())
@@ -144,7 +150,9 @@ def test_harness_detects_oracle_gain_and_no_aa_gain(sim_eval, ray_local, tmp_pat
     assert "primary (pre-registered), cnn2d classifier" in parent.data.tags["verdict"]
     children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{outcome.run_id}'",
                                   max_results=1000)
-    assert len(children) == 8 * 8 and {c.data.params["arm"] for c in children} >= {"oracle", "placebo", "real"}
+    # the plan's 64 runs and the sensitivity runs: 2 step factors × the primary pair × 4 replicates
+    assert len(children) == 8 * 8 + 2 * 2 * 4
+    assert {c.data.params["arm"] for c in children} >= {"oracle", "placebo", "real"}
     assert {"report.html", "comparison.csv", "results.json", "preregistration.json", "verdict.txt"} <= {
         a.path for a in client.list_artifacts(outcome.run_id)}
     # eval/compare.py reads MLflow back to the same verdict
@@ -227,6 +235,19 @@ def test_copies_of_test_images_are_refused_before_training(sim_eval, tmp_path):
     assert "near-duplicate (pixel fingerprint" in text
     clean = load_eval_data(str(sim_eval["manifest"]), {3: [str(sim_eval["synthetic"])]}, None, 32)
     assert check_leakage(clean, _probe_net(clean)).passed  # distinct recordings of the same persons pass
+    # the oracle (fresh recordings): near a test image of another person is reported, of the same person refused
+    oracle = shutil.copytree(sim_eval["oracle"], tmp_path / "oracle")
+    stranger = next(p for p in m.labels if p != leaked.person)
+    with Image.open(Path(m.root) / leaked.path) as im:
+        im.save(oracle / f"ID_{stranger}" / "alike.png", compress_level=1, pnginfo=_text("alike"))
+    alike = load_eval_data(str(sim_eval["manifest"]), {3: [str(sim_eval["synthetic"])]}, str(oracle), 32)
+    check = check_leakage(alike, _probe_net(alike))
+    assert check.passed and {(q["test"], q["path"]) for q in check.data_quality} == {(leaked.path,
+                                                                                     f"ID_{stranger}/alike.png")}
+    shutil.move(oracle / f"ID_{stranger}" / "alike.png", oracle / f"ID_{leaked.person}" / "alike.png")
+    again = load_eval_data(str(sim_eval["manifest"]), {3: [str(sim_eval["synthetic"])]}, str(oracle), 32)
+    with pytest.raises(LeakageError, match=f"test {leaked.path} ~ oracle ID_{leaked.person}/alike.png"):
+        check_leakage(again, _probe_net(again))
     # a generator whose training manifest holds one of our test images
     gen = replace(m, rows=[replace(r, split="train") if r == leaked else r for r in m.rows])
     gen.save(tmp_path / "gen_manifest.json")

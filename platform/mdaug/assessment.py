@@ -75,6 +75,8 @@ def assess(folder: Path, manifest: Manifest, seen: list[Row], classifier: Path |
     independent = generator_identity(judged, labels, judge_net, judge_info["val_accuracy"])
     copies = memorisation(net, tx, vx, generated)
     judge_arch = ARCHITECTURES[judge_net.config.arch]
+    caveat = "".join(_near_chance(name, acc, manifest.num_classes) for name, acc in
+                     (("independent judge", judge_info["val_accuracy"]), ("sweep's judge", info["val_accuracy"])))
     return {**identity, "real_accuracy": info["val_accuracy"],
             INDEPENDENT: independent["identity_ratio"],
             "independent_identity_accuracy": independent["identity_accuracy"],
@@ -85,7 +87,15 @@ def assess(folder: Path, manifest: Manifest, seen: list[Row], classifier: Path |
                        f"{independent['identity_accuracy']:.0%} of the generated images' persons, "
                        f"{judge_info['val_accuracy']:.0%} of real ones) and {identity['identity_ratio']:.2f} by the "
                        f"sweep's judge ({ARCHITECTURES[net.config.arch]}: {identity['identity_accuracy']:.0%}, "
-                       f"{info['val_accuracy']:.0%} of real ones); " + copies.summary()}
+                       f"{info['val_accuracy']:.0%} of real ones){caveat}; " + copies.summary()}
+
+
+def _near_chance(name: str, real_accuracy: float, persons: int) -> str:
+    """A caveat when a judge recognises real images at less than twice chance: its ratio is no evidence."""
+    if real_accuracy >= 2 / persons:
+        return ""
+    return (f" (the {name} recognises {real_accuracy:.0%} of real images, chance {1 / persons:.0%}: its ratio is no "
+            "evidence of identity; train it longer)")
 
 
 def read_quality(folder: Path) -> dict | None:

@@ -54,6 +54,7 @@ class RunSpec:
     replicate: int = 0  # the generator replicate at k (its own k-subset); index into EvalData.subset_seeds[k]
     arch: str = "temporal"  # the classifier's architecture (mdaug.models.classifier)
     base: int = 0  # the pre-registration's seed base: every seed derives from it
+    steps_factor: float = 1.0  # ≠ 1: a sensitivity run of the primary pair at this multiple of the chosen steps
 
     @property
     def name(self) -> str:
@@ -96,6 +97,18 @@ def plan_runs(cfg: EvalConfig, has_oracle: bool, replicates: dict[int, int] | No
             for arch in cfg.classifiers for k in cfg.ks for arm, ratio in arms
             if (arm, ratio) in primary or (k in controls and arch == cfg.classifiers[0])
             for rep in range(reps.get(k, 1)) for seed in range(cfg.seeds)]
+
+
+STEP_FACTORS = (0.5, 2.0)  # the primary's sensitivity to the step budget
+
+
+def plan_sensitivity(cfg: EvalConfig, replicates: dict[int, int] | None = None, base: int = 0) -> list[RunSpec]:
+    """The primary pair again at half and double the chosen steps: first classifier, every k, every generator
+    replicate, cfg.sensitivity_seeds seeds (the first ones: their generated draws and initialisations)."""
+    reps = replicates or {}
+    return [RunSpec(arm, k, seed, ratio, rep, cfg.classifiers[0], base, factor)
+            for factor in STEP_FACTORS for k in cfg.ks for arm, ratio in ((REAL, 0.0), (SYNTHETIC, cfg.reference_ratio))
+            for rep in range(reps.get(k, 1)) for seed in range(cfg.sensitivity_seeds)]
 
 
 def primary_name(cfg: EvalConfig) -> str:

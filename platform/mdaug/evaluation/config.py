@@ -50,6 +50,9 @@ class EvalConfig:
     margin: the pre-registered equivalence margin in accuracy points: a primary whose 90 % CI lies within
       ±margin is "equivalent" (TOST), not merely "not significant".
     probe_seeds: seeds of the arm-blind step-budget probe (on `real` at the largest k, per architecture).
+    sensitivity_seeds: classifier seeds per generator replicate of the primary pair (first classifier, every k)
+      trained again at half and at double the chosen steps: the primary's sensitivity to the step budget, reported
+      beside it, not tested (0: none; at most `seeds`, whose generated draws it reuses).
     steps: optimizer steps per training, the same for every arm (more data is not more compute); with
       `converge`, doubled (up to max_steps) until the largest arm's validation accuracy stops rising by more
       than `convergence_points` (a probe on the validation split, before any test image is scored).
@@ -71,6 +74,7 @@ class EvalConfig:
     classifiers: tuple[str, ...] = ("temporal", "cnn2d")
     margin: float = 2.0
     probe_seeds: int = 3
+    sensitivity_seeds: int = 1
     steps: int = 300
     converge: bool = True
     max_steps: int = 1200
@@ -102,6 +106,7 @@ class EvalConfig:
         integer(self, "steps", 1, COUNT_MAX)
         real(self, "margin", 0.0, 100.0, lo_open=True, note=" accuracy points")
         integer(self, "probe_seeds", 1, 100)
+        integer(self, "sensitivity_seeds", 0, self.seeds, f" (at most seeds={self.seeds}; 0: no sensitivity runs)")
         if not self.classifiers or set(self.classifiers) - set(CLASSIFIERS) or \
                 len(set(self.classifiers)) != len(self.classifiers):
             raise SettingError(self, "classifiers", f"{{at}}classifiers={list(self.classifiers)}: one or more of "

@@ -8,8 +8,10 @@ generator or the classifier trains on —
 - by nearest neighbour in the classifier's feature space: a test image much closer to an image of a set than
   the validation images are (validation and test are exchangeable held-out samples; see `_near_features`);
 - by recording group: no group of the manifest (`mdaug split --group`) spans two splits.
-A copy of a test image in a generated or oracle set is leakage whoever it is labelled as; a test image near a
-train or val image of *another* person is a data-quality finding (a possible mislabel): reported, not refused.
+A copy of a test image in a generated set is leakage whoever it is labelled as; a test image near a train or val
+image of *another* person is a data-quality finding (a possible mislabel), and near an oracle image of another
+person two persons' recordings alike (the oracle is recorded afresh by the simulator from each person's own
+parameters; a seed collision would repeat the same person): both reported, not refused.
 Any other finding stops the job, naming both files. `check_generated` runs the hash and pixel checks of one
 generated folder right after generation."""
 
@@ -49,7 +51,7 @@ class LeakageCheck:
     groups_checked: bool
     pixel_calibration: str = ""  # where the pixel threshold came from
     findings: list[dict] = field(default_factory=list)
-    data_quality: list[dict] = field(default_factory=list)  # test images near another person's train/val image
+    data_quality: list[dict] = field(default_factory=list)  # test images near another person's train/val/oracle image
 
     @property
     def passed(self) -> bool:
@@ -63,8 +65,8 @@ class LeakageCheck:
                   else "; no recording groups declared (mdaug split --group): each image counts as its own recording")
         features = "classifier features" if any(self.feature_thresholds.values()) else \
             f"classifier features not calibrated: fewer than {MIN_REFERENCE} validation images"
-        quality = (f"; {len(self.data_quality)} test image(s) near another person's train/val image (possible "
-                   "mislabels, listed in data_quality)" if self.data_quality else "")
+        quality = (f"; {len(self.data_quality)} test image(s) near another person's train/val/oracle image "
+                   "(possible mislabels or alike persons, listed in data_quality)" if self.data_quality else "")
         return (f"leakage check passed: {self.test_images} test images share no content (hash) and are no "
                 f"near-duplicates (pixel fingerprint, {self.pixel_calibration}; {features}) of the "
                 f"{self.compared_images} train/val/generated/oracle images, nor share content with the "
@@ -137,8 +139,9 @@ def pixel_threshold(manifest: Manifest, train_val: tuple[torch.Tensor, list[int]
 
 
 def _classify(finding: dict, same_person: bool, name: str, findings: list[dict], quality: list[dict]) -> None:
-    """A near pair to a train/val image of another person is a data-quality finding; any other is leakage."""
-    (quality if name in ("train", "val") and not same_person else findings).append(finding)
+    """A near pair to a train/val/oracle image of another person is a data-quality finding; any other is
+    leakage."""
+    (quality if name in ("train", "val", "oracle") and not same_person else findings).append(finding)
 
 
 def _near_pixels(test: torch.Tensor, data: EvalData, sources: list[tuple[str, ImageSet, torch.Tensor]],

@@ -13,6 +13,7 @@ from PIL import Image
 from mdaug.data.images import load_image
 from mdaug.evaluation.arms import REAL
 from mdaug.evaluation.config import k_label
+from mdaug.evaluation.per_person import PersonGains
 from mdaug.evaluation.scoring import RunResult
 from mdaug.evaluation.sets import EvalData
 from mdaug.evaluation.stats import ArmRow
@@ -46,21 +47,20 @@ def accuracy_vs_k(rows: list[ArmRow], path: Path) -> Path:
     return path
 
 
-def _mean_per_person(results: list[RunResult], name: str, k: int) -> np.ndarray:
-    return np.nanmean([r.per_person for r in results if r.spec.name == name and r.spec.k == k], axis=0) * 100
-
-
-def per_person_gain(results: list[RunResult], arms: list[str], k: int, person_of: dict[int, int],
-                    path: Path) -> Path:
-    base = _mean_per_person(results, REAL, k)
-    fig = Figure(figsize=(max(7, 0.28 * len(base)), 3.6))
+def per_person_gain(gains: PersonGains, person_of: dict[int, int], title: str, path: Path) -> Path:
+    """Each person's gain: raw (grey dot) and shrunk toward the mean with its 95 % interval, sorted."""
+    order = sorted(gains.persons, key=lambda p: p.gain)
+    x = np.arange(len(order))
+    fig = Figure(figsize=(max(7, 0.28 * len(order)), 3.6))
     ax = fig.subplots()
-    width = 0.8 / max(1, len(arms))
-    for i, arm in enumerate(arms):
-        ax.bar(np.arange(len(base)) + i * width, _mean_per_person(results, arm, k) - base, width, label=arm)
+    g = np.array([p.gain for p in order])
+    ax.errorbar(x, g, yerr=[g - [p.lo for p in order], [p.hi for p in order] - g], fmt="o", ms=4, capsize=2,
+                label="shrunk, 95 % interval")
+    ax.scatter(x, [p.raw for p in order], s=10, color="grey", zorder=3, label="raw (its test images' mean)")
     ax.axhline(0, color="black", lw=0.8)
-    ax.set_xticks(np.arange(len(base)) + 0.4 - width / 2, [f"{person_of[i]}" for i in range(len(base))], fontsize=7)
-    ax.set(xlabel="person id", ylabel="accuracy gain vs real (points)", title=f"Per-person gain at k={k_label(k)}")
+    ax.axhline(gains.mean, color="tab:blue", lw=0.8, ls="--")
+    ax.set_xticks(x, [f"{person_of[p.label]}" for p in order], fontsize=7)
+    ax.set(xlabel="person id", ylabel="accuracy gain (points)", title=f"{title}: τ = {gains.tau:.1f} points")
     ax.legend(fontsize=7)
     fig.tight_layout()
     _save(fig, path)

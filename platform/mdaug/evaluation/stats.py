@@ -21,7 +21,7 @@ from mdaug.evaluation.arms import AA, COMPARATOR, NEGATIVE, ORACLE, PERMUTED, PL
 from mdaug.evaluation.config import k_label
 from mdaug.evaluation.scoring import RunResult
 from mdaug.evaluation.significance import holm, sign_flip_p
-from mdaug.evaluation.variance import crossed_estimate, status
+from mdaug.evaluation.variance import Estimate, crossed_estimate, status
 
 ALPHA = 0.05
 CONTROLS = {ORACLE: "oracle", AA: "A/A", NEGATIVE: "random-labels", PLACEBO: "placebo", PERMUTED: "permuted"}
@@ -119,8 +119,7 @@ def summarize(results: list[RunResult], primary: str, margin: float, strata: np.
 
 
 def _status(row: ArmRow, margin: float) -> str:
-    from mdaug.evaluation.variance import Estimate
-
+    """The row's TOST status from its own estimate (after Holm, the adjusted p decides gain or loss)."""
     if math.isnan(row.p):
         return "inconclusive"
     est = Estimate(row.gain, row.se, row.df, row.gain_lo, row.gain_hi, row.p, row.p_improve, row.mde,

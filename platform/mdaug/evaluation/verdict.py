@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from mdaug.evaluation.arms import AA, NEGATIVE, ORACLE, PERMUTED, PLACEBO, TSTR
-from mdaug.evaluation.stats import ArmRow, family_size
+from mdaug.evaluation.config import k_label
+from mdaug.evaluation.learning_curve import worth_lines
+from mdaug.evaluation.per_person import primary_person_gains
+from mdaug.evaluation.sensitivity import sensitivity_lines
+from mdaug.evaluation.stats import ArmRow, family_size, summarize
 
 IDENTITY_GATE = 0.3  # below this independent identity ratio, generated images carry too little identity to help
 WORDS = {"gain": "gain", "loss": "loss", "equivalent": "no gain beyond ±{m:g} (equivalent)",
@@ -74,11 +80,13 @@ def _agreement(primaries: list[ArmRow]) -> str | None:
 
 
 def verdict(rows: list[ArmRow], margin: float, budgets: dict[str, str] | None = None,
-            identity: dict[str, dict] | None = None, generators: dict[str, str] | None = None) -> list[str]:
+            identity: dict[str, dict] | None = None, generators: dict[str, str] | None = None,
+            beside: dict[str, list[str]] | None = None) -> list[str]:
     """budgets: k label → a note when the generator saw more than k real images per person; identity: k label →
     {"independent": ratio, "sweep": ratio} (the generated sets' mean identity ratios); generators: k label → how
-    the arm's generator is named (e.g. ' (generators k=5, 2 replicates)')."""
-    budgets, identity, generators = budgets or {}, identity or {}, generators or {}
+    the arm's generator is named (e.g. ' (generators k=5, 2 replicates)'); beside: k label → lines that follow
+    the primary (per-person gains, the real-image worth)."""
+    budgets, identity, generators, beside = budgets or {}, identity or {}, generators or {}, beside or {}
     lines: list[str] = []
     for k in dict.fromkeys(r.k for r in rows):
         at = [r for r in rows if r.k == k]
@@ -88,6 +96,7 @@ def verdict(rows: list[ArmRow], margin: float, budgets: dict[str, str] | None = 
         agree = _agreement(primaries)
         if agree:
             lines.append(agree)
+        lines += beside.get(k, [])
         controls = [r for r in at if r.family in ("placebo", "permuted", "oracle", "A/A", "random-labels")]
         if controls:
             lines.append(f"k={k} · controls: " + "; ".join(_control_words(r, margin) for r in controls))
@@ -139,12 +148,16 @@ def harness_lines(rows: list[ArmRow]) -> list[str]:
 def conclude(results: list, context: dict) -> tuple[list[ArmRow], list[str]]:
     """The table's rows and the verdict's lines from the runs' per-image outcomes and the run's context (what
     eval_job stores as context.json): the evaluation and eval/compare.py say the same."""
-    import numpy as np
-
-    from mdaug.evaluation.stats import summarize
-
     strata = np.asarray(context["strata"]) if context.get("strata") is not None else None
-    rows = summarize(results, context["primary"], context["margin"], strata)
+    main = [r for r in results if r.spec.steps_factor == 1]  # the others: the step-budget sensitivity runs
+    rows = summarize(main, context["primary"], context["margin"], strata)
+    beside: dict[str, list[str]] = {}
+    if strata is not None:
+        for (arch, k), gains in primary_person_gains(main, context["primary"], strata).items():
+            beside.setdefault(k_label(k), []).append(f"k={k_label(k)} · {arch}: {gains.summary()}")
+    for k, line in worth_lines(rows) + sensitivity_lines(results, context["primary"], strata,
+                                                          context.get("steps", {})):
+        beside.setdefault(k, []).append(line)
     lines = verdict(rows, context["margin"], context.get("budgets"), context.get("identity"),
-                    context.get("generators"))
+                    context.get("generators"), beside)
     return rows, ([context["look"]] if context.get("look") else []) + lines

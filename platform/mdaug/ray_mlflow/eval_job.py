@@ -21,10 +21,11 @@ from tqdm import tqdm
 from mdaug.assessment import read_quality
 from mdaug.config import flatten
 from mdaug.data.manifest import Manifest
-from mdaug.evaluation.arms import ORACLE, check_plan, plan_runs, primary_name
+from mdaug.evaluation.arms import check_plan, plan_runs, plan_sensitivity, primary_name
 from mdaug.evaluation.budget import Budget, assign_generators
 from mdaug.evaluation.config import EVAL_TAG, EvalConfig, k_label
 from mdaug.evaluation.leakage import check_generators, check_leakage
+from mdaug.evaluation.per_person import primary_person_gains
 from mdaug.evaluation.plots import accuracy_vs_k, confusion_pair, per_person_gain, sample_grid
 from mdaug.evaluation.preregistration import (
     canonical_json,
@@ -74,7 +75,8 @@ def _train(data, spec, cfg: EvalConfig, steps: int) -> dict:
 
 def _log_child(client, exp: str, parent: str, r: RunResult, index: int) -> None:
     s = r.spec
-    run = client.create_run(exp, run_name=f"{s.name} k={k_label(s.k)} {s.arch} rep={s.replicate} seed={s.seed}",
+    factor = f" steps×{s.steps_factor:g}" if s.steps_factor != 1 else ""
+    run = client.create_run(exp, run_name=f"{s.name} k={k_label(s.k)} {s.arch} rep={s.replicate} seed={s.seed}{factor}",
                             tags={"mlflow.parentRunId": parent, "kind": "evaluation-run"})
     now = int(time.time() * 1000)
     params = {"arm": s.arm, "arm_name": s.name, "k": k_label(s.k), "seed": s.seed, "ratio": s.ratio,
@@ -90,13 +92,18 @@ def _figures(data: EvalData, results: list[RunResult], rows: list[ArmRow], prima
              out: Path) -> list[tuple[Path, str]]:
     first = results[0].spec  # the first k and classifier of the plan
     k0, arch = first.k, first.arch
-    shown = [primary] + [r.arm for r in rows if r.k == k_label(k0) and r.arm.startswith(ORACLE)]
     ours = [r for r in results if r.spec.arch == arch]
+    gains = primary_person_gains(ours, primary, data.test.labels).get((arch, k0))
+    title = f"{primary} vs real per person, k={k_label(k0)}, {arch}"
+    per_person = [] if gains is None else [
+        (per_person_gain(gains, data.person_of, title, out / "per_person_gain.png"),
+         f"Per-person gain of the primary over real at k={k_label(k0)}, {arch} classifier: grey, each person's raw "
+         "mean over their few test images; blue, shrunk toward the mean gain (dashed) by an empirical-Bayes model, "
+         "with 95 % intervals")]
     return [
         (accuracy_vs_k([r for r in rows if r.arch == arch], out / "accuracy_vs_k.png"),
          f"Accuracy vs k per arm, {arch} classifier (bands: 95 % CI of the crossed model)"),
-        (per_person_gain(ours, shown, k0, data.person_of, out / "per_person_gain.png"),
-         f"Per-person accuracy gain over real at k={k_label(k0)}, {arch} classifier"),
+        *per_person,
         (confusion_pair(ours, ["real", primary], k0, out / "confusion.png"), "Confusion matrices, row-normalised"),
         (sample_grid(data, k0, out / "samples.png"), f"Real train images | generated images (k={k_label(k0)}, "
                                                      "replicate 0), one row per person"),
@@ -156,7 +163,7 @@ def run_evaluation(cfg: EvalConfig, tracking_dir: Path | None = None, parent_run
     check_generators(manifest, [synthetic_info(Path(f)) for f in cfg.synthetic])
     assignment, budgets = assign_generators(manifest, list(cfg.synthetic), cfg.ks, cfg.allow_generator_extra_data)
     data = load_eval_data(cfg.data, assignment, cfg.oracle, cfg.image_size)
-    plan = plan_runs(cfg, data.oracle is not None, data.replicates)
+    plan = plan_runs(cfg, data.oracle is not None, data.replicates) + plan_sensitivity(cfg, data.replicates)
     notes = check_plan(data, plan)
     if data.oracle is None:
         notes.append("oracle arm skipped: no --oracle folder (only simulated data has fresh images of the same "
@@ -192,7 +199,8 @@ def run_evaluation(cfg: EvalConfig, tracking_dir: Path | None = None, parent_run
     # output folder draws the same seeds); adding seeds changes every seed
     plan_hash = hashlib.sha256(canonical_json({k: v for k, v in doc.items() if k != "replicate_design"}).encode())
     base = replicate_seeds(plan_hash.hexdigest(), 1)[0]
-    specs = plan_runs(cfg, data.oracle is not None, data.replicates, base)
+    specs = plan_runs(cfg, data.oracle is not None, data.replicates, base) + plan_sensitivity(cfg, data.replicates,
+                                                                                              base)
     tags = {"kind": EVAL_TAG, "manifest_hash": data.manifest.content_hash(), "test_split_hash": split_hash,
             "preregistration_sha256": prereg_hash,
             "dit_sha256": ",".join(sorted({str(i.get("dit_sha256")) for i in data.synthetic_info.values()}))}
@@ -216,7 +224,8 @@ def run_evaluation(cfg: EvalConfig, tracking_dir: Path | None = None, parent_run
                             {s: data.manifest.split(s) for s in ("train", "val", "test")})
         results = _run_all(data_ref, specs, cfg, steps, client, exp, run_id)
         context = {"primary": primary, "margin": cfg.margin, "budgets": budget_notes, "identity": identity,
-                   "generators": names, "strata": data.test.labels.tolist(), "look": look}
+                   "generators": names, "strata": data.test.labels.tolist(), "look": look,
+                   "steps": {a: b.steps for a, b in steps.items()}}
         write_text(tmp / "results.json", json.dumps([r.to_dict() for r in results]))
         write_text(tmp / "context.json", json.dumps(context, indent=1))
         rows, lines = conclude(results, context)
@@ -229,8 +238,8 @@ def run_evaluation(cfg: EvalConfig, tracking_dir: Path | None = None, parent_run
                  "pre-registration": f"preregistration.json, sha256 {prereg_hash}; seed base {base}",
                  "classifier input": f"{data.test.images.shape[-1]}² px", "wall time": f"{wall:.0f} s",
                  "MLflow run": run_id, "leakage check": leak.summary()}
-        report = write_report(tmp, rows, lines, _figures(data, results, rows, primary, tmp), facts, notes,
-                              generators)
+        main = [r for r in results if r.spec.steps_factor == 1]  # less the step-budget sensitivity runs
+        report = write_report(tmp, rows, lines, _figures(data, main, rows, primary, tmp), facts, notes, generators)
         now = int(time.time() * 1000)
         client.log_batch(run_id, metrics=[Metric(_metric_name(f"{r.arch}.{r.arm}", r.k), r.gain, now, 0)
                                           for r in rows if not math.isnan(r.gain)]
@@ -248,7 +257,8 @@ def _run_all(data_ref, specs: list, cfg: EvalConfig, steps: dict[str, StepBudget
              run_id: str) -> list[RunResult]:
     """Every run as a Ray task, each logged as a child run when it finishes; in plan order."""
     task = ray.remote(_train).options(num_cpus=cfg.cpus_per_run, num_gpus=cfg.gpus_per_run)
-    pending = [task.remote(data_ref, spec, cfg, steps[spec.arch].steps) for spec in specs]
+    pending = [task.remote(data_ref, spec, cfg, max(1, round(steps[spec.arch].steps * spec.steps_factor)))
+               for spec in specs]
     index = {ref: i for i, ref in enumerate(pending)}
     results: list[RunResult] = []
     try:
