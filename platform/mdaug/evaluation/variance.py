@@ -70,7 +70,7 @@ def crossed_estimate(diff: np.ndarray, units: np.ndarray | list[int] | None = No
                          "nested: a fresh test set per unit (between-unit variance, df U−1)", notes, alpha, scale)
     if fresh_test:
         notes.append("fresh_test ignored: one unit, so one test set")
-    var, df, components, truncated = _crossed_variance(m, strata_ids)
+    var, df, components, truncated = _crossed_variance(m, strata_ids, None if notes else _seed_floor(d, unit_ids))
     notes += truncated
     method = "crossed units × images (Satterthwaite df)" + (", person-stratified" if strata is not None else "")
     return _estimate(float(m.mean()), var, df, gains, d.shape[1], components, method, notes, alpha, scale)
@@ -121,9 +121,39 @@ def status(est: Estimate, p_adj: float, margin: float, alpha: float = 0.05) -> s
     return "equivalent" if equivalence(est, margin, alpha) == "equivalent" else "inconclusive"
 
 
-def _crossed_variance(m: np.ndarray, strata: np.ndarray | None) -> tuple[float, float, dict[str, float], list[str]]:
+def _seed_floor(d: np.ndarray, unit_ids: np.ndarray | None) -> tuple[float, float, float, float] | None:
+    """The classifier seeds' share of Var(grand mean), from the rows within each unit: (MS_rows term, its df,
+    MS_row×image term, its df), each already divided as the grand mean divides them; None without two units of
+    which one has several rows. It floors the unit term: a unit mean varies at least as its seeds do."""
+    if unit_ids is None:
+        return None
+    keys, codes = np.unique(unit_ids, return_inverse=True)
+    rows = np.bincount(codes)
+    if len(keys) < 2 or rows.max() < 2:
+        return None
+    n_images = d.shape[1]
+    sums = np.zeros((len(keys), n_images))
+    np.add.at(sums, codes, d)
+    cell = sums / rows[:, None]  # (units, images)
+    row_mean, unit_mean = d.mean(1), cell.mean(1)
+    df_r = float(np.sum(rows - 1))
+    ms_r = n_images * float(np.sum((row_mean - unit_mean[codes]) ** 2)) / df_r
+    resid = d - cell[codes] - row_mean[:, None] + unit_mean[codes][:, None]
+    df_e = df_r * (n_images - 1)
+    ms_e = float(np.sum(resid**2)) / df_e if df_e > 0 else 0.0
+    per = float(np.sum(1.0 / rows)) / len(keys) ** 2 / n_images  # Var of the mean of unit means per σ² of a row
+    return ms_r * per, df_r, ms_e * per, df_e
+
+
+def _crossed_variance(m: np.ndarray, strata: np.ndarray | None, floor: tuple[float, float, float, float] | None
+                      ) -> tuple[float, float, dict[str, float], list[str]]:
     """Var(grand mean) of a (units, images) matrix, its Satterthwaite df, the components and notes on the
-    components truncated at 0; the mean squares are taken within strata."""
+    components truncated at 0 or floored by the seeds' variance; the mean squares are taken within strata.
+
+    Var = c + max(a − c, f, 0) + max(b − c, 0), with a, b, c the units', images' and residual mean squares
+    divided by U·N and f the seeds' floor (_seed_floor): with few units, a is estimated on U − 1 df and often
+    falls below c by chance; dropping the unit term then would leave out the seeds' variance, which the rows
+    within units estimate on many more df (with 2 replicates, the CI covered 88–91 % without the floor)."""
     n_units, n_images = m.shape
     codes = np.zeros(n_images, dtype=int) if strata is None else np.unique(strata, return_inverse=True)[1]
     counts = np.bincount(codes)
@@ -145,15 +175,31 @@ def _crossed_variance(m: np.ndarray, strata: np.ndarray | None) -> tuple[float, 
     cell = (m @ onehot) / counts  # (units, strata) means
     resid = m - cell[:, codes] - col[None, :] + stratum_mean[codes][None, :]
     c = float(np.sum(resid**2)) / (df_u * df_i) / scale  # MS_residual / (U·N)
-    terms = [(v, f) for v, f in ((a, df_u), (b, df_i)) if v > c]
-    notes = [f"{name} variance estimated ≤ 0, set to 0" for name, v in (("unit", a), ("image", b)) if v <= c]
-    if len(terms) == 2:
-        terms.append((-c, df_u * df_i))
-    elif not terms:
-        terms = [(c, df_u * df_i)]
+    ms_r, df_r, ms_e, df_e = floor or (0.0, 1.0, 0.0, 1.0)
+    f = ms_r - ms_e
+    coef = {"a": 0.0, "b": 0.0, "c": 1.0, "r": 0.0, "e": 0.0}  # var = Σ coef · mean square (c: the base)
+    notes = []
+    if a - c >= f and a > c:
+        coef["a"], coef["c"] = 1.0, coef["c"] - 1.0
+        unit = a - c
+    elif f > 0:  # pooled with the seeds' estimate, weighted by df (the unit term alone is on U − 1 df)
+        w = df_u / (df_u + df_r)
+        unit = max(w * (a - c) + (1 - w) * f, 0.0)
+        if unit > 0:
+            coef.update(a=w, c=coef["c"] - w, r=1 - w, e=-(1 - w))
+        notes.append("unit variance estimated below the classifier seeds' own: pooled with it")
+    else:
+        unit = 0.0
+        notes.append("unit variance estimated ≤ 0, set to 0")
+    if b > c:
+        coef["b"], coef["c"] = 1.0, coef["c"] - 1.0
+    else:
+        notes.append("image variance estimated ≤ 0, set to 0")
+    values = {"a": (a, df_u), "b": (b, df_i), "c": (c, df_u * df_i), "r": (ms_r, df_r), "e": (ms_e, df_e)}
+    terms = [(coef[k] * v, df) for k, (v, df) in values.items() if coef[k]]
     var = sum(t for t, _ in terms)
-    components = {"units": max(a - c, 0.0), "images": max(b - c, 0.0), "residual": c}
-    denominator = sum(t**2 / f for t, f in terms)
+    components = {"units": unit, "images": max(b - c, 0.0), "residual": c}
+    denominator = sum(t**2 / df for t, df in terms)
     return var, (var**2 / denominator if denominator > 0 else math.nan), components, notes
 
 
