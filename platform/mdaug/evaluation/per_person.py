@@ -13,7 +13,8 @@ import numpy as np
 from scipy import special
 
 from mdaug.evaluation.arms import REAL
-from mdaug.evaluation.variance import crossed_estimate
+from mdaug.evaluation.stats import paired_difference
+from mdaug.evaluation.variance import crossed_estimate, unit_means
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,7 @@ def person_gains(diff: np.ndarray, units: list[int] | np.ndarray, labels: np.nda
     interval adds Morris's term for the uncertainty in the shrinkage and takes t with Satterthwaite's df."""
     d = np.asarray(diff, dtype=float)
     labels = np.asarray(labels)
-    keys, codes = np.unique(np.asarray(units), return_inverse=True)
-    m = np.zeros((len(keys), d.shape[1]))
-    np.add.at(m, codes, d)
-    m /= np.bincount(codes)[:, None]  # (replicates, images)
+    m = unit_means(d, units)[0]  # (replicates, images)
     persons, where = np.unique(labels, return_inverse=True)
     n = np.bincount(where)
     n_units, n_persons, n_images = m.shape[0], len(persons), m.shape[1]
@@ -100,10 +98,7 @@ def primary_person_gains(results: list, primary: str, labels: np.ndarray | list[
         by.setdefault((r.spec.arch, r.spec.k, r.spec.name), {})[r.spec.row] = r
     out = {}
     for (arch, k, name), runs in by.items():
-        base = by.get((arch, k, REAL), {})
-        paired = sorted(s for s in runs if s in base)
-        if name != primary or not paired:
-            continue
-        diff = np.array([runs[s].correct for s in paired], float) - np.array([base[s].correct for s in paired], float)
-        out[(arch, k)] = person_gains(diff, [rep for rep, _ in paired], labels)
+        diff, units = paired_difference(runs, by.get((arch, k, REAL), {}))
+        if name == primary and units:
+            out[(arch, k)] = person_gains(diff, units, labels)
     return out

@@ -8,19 +8,18 @@ import numpy as np
 
 from mdaug.evaluation.arms import REAL
 from mdaug.evaluation.config import k_label
+from mdaug.evaluation.stats import paired_difference
 from mdaug.evaluation.variance import crossed_estimate
 
 
 def _gain(runs: list, primary: str, strata: np.ndarray | None) -> str:
     """The primary's gain over real among these runs, from the crossed model; '–' without two replicates (the
     training variance would not be in its CI)."""
-    by = {(r.spec.name, r.spec.row): r for r in runs}
-    rows = sorted(row for name, row in by if name == primary and (REAL, row) in by)
-    if len({rep for rep, _ in rows}) < 2:
+    arm, real = ({r.spec.row: r for r in runs if r.spec.name == name} for name in (primary, REAL))
+    diff, units = paired_difference(arm, real)
+    if len(set(units)) < 2:
         return "– (fewer than 2 generator replicates)"
-    diff = np.array([by[(primary, s)].correct for s in rows], float) - \
-        np.array([by[(REAL, s)].correct for s in rows], float)
-    est = crossed_estimate(diff, [rep for rep, _ in rows], strata)
+    est = crossed_estimate(diff, units, strata)
     return f"{est.mean:+.1f} (95 % CI {est.lo:+.1f}…{est.hi:+.1f})"
 
 

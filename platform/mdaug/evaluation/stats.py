@@ -85,6 +85,14 @@ def _matrix(runs: dict[tuple[int, int], RunResult], keys: list[tuple[int, int]])
     return np.array([runs[key].correct for key in keys], dtype=float)
 
 
+def paired_difference(runs: dict[tuple[int, int], RunResult], base: dict[tuple[int, int], RunResult]
+                      ) -> tuple[np.ndarray, list[int]]:
+    """(rows, test images) per-image differences runs − base over the (replicate, seed) rows both ran, in row
+    order, and each row's generator replicate; no rows when they share none."""
+    keys = sorted(s for s in runs if s in base)
+    return _matrix(runs, keys) - _matrix(base, keys), [rep for rep, _ in keys]
+
+
 def summarize(results: list[RunResult], primary: str, margin: float, strata: np.ndarray | None = None) -> list[ArmRow]:
     """One row per (classifier, k, arm) in plan order, then the families' Holm adjustment and equivalence status.
     strata: the test images' labels (the image variance is estimated within persons)."""
@@ -105,11 +113,9 @@ def summarize(results: list[RunResult], primary: str, margin: float, strata: np.
                      float(np.mean([runs[s].train_images for s in keys])), acc.mean, acc.lo, acc.hi,
                      float(np.mean([runs[s].macro_f1 for s in keys]) * 100))
         versus = primary if arm == PERMUTED else names_at[(arch, k)].get(COMPARATOR.get(arm, ""), "")
-        base = groups.get((arch, k, versus), {})
-        paired = [s for s in keys if s in base]
-        if arm != REAL and paired:
-            diff = _matrix(runs, paired) - _matrix(base, paired)
-            est = crossed_estimate(diff, [rep for rep, _ in paired], strata)
+        diff, units = paired_difference(runs, groups.get((arch, k, versus), {}))
+        if arm != REAL and units:
+            est = crossed_estimate(diff, units, strata)
             row = replace(row, versus=versus, family=_family(arm, name, primary), gain=est.mean, gain_lo=est.lo,
                           gain_hi=est.hi, se=est.se, df=est.df, p=est.p, p_perm=sign_flip_p(diff.mean(1) * 100),
                           p_improve=est.p_improve, mde=est.mde, method=est.method)

@@ -127,21 +127,17 @@ def _seed_floor(d: np.ndarray, unit_ids: np.ndarray | None) -> tuple[float, floa
     which one has several rows. It floors the unit term: a unit mean varies at least as its seeds do."""
     if unit_ids is None:
         return None
-    keys, codes = np.unique(unit_ids, return_inverse=True)
-    rows = np.bincount(codes)
-    if len(keys) < 2 or rows.max() < 2:
+    cell, codes, rows = unit_means(d, unit_ids)  # (units, images)
+    if len(rows) < 2 or rows.max() < 2:
         return None
     n_images = d.shape[1]
-    sums = np.zeros((len(keys), n_images))
-    np.add.at(sums, codes, d)
-    cell = sums / rows[:, None]  # (units, images)
     row_mean, unit_mean = d.mean(1), cell.mean(1)
     df_r = float(np.sum(rows - 1))
     ms_r = n_images * float(np.sum((row_mean - unit_mean[codes]) ** 2)) / df_r
     resid = d - cell[codes] - row_mean[:, None] + unit_mean[codes][:, None]
     df_e = df_r * (n_images - 1)
     ms_e = float(np.sum(resid**2)) / df_e if df_e > 0 else 0.0
-    per = float(np.sum(1.0 / rows)) / len(keys) ** 2 / n_images  # Var of the mean of unit means per σ² of a row
+    per = float(np.sum(1.0 / rows)) / len(rows) ** 2 / n_images  # Var of the mean of unit means per σ² of a row
     return ms_r * per, df_r, ms_e * per, df_e
 
 
@@ -230,12 +226,19 @@ def _unit_means(d: np.ndarray, unit_ids: np.ndarray | None) -> tuple[np.ndarray,
         return d, ["one replicate: test-image variance only (training variance not estimated)"]
     if unit_ids is None:
         return d, []
-    keys, codes = np.unique(unit_ids, return_inverse=True)
-    if len(keys) == 1:
+    if len(np.unique(unit_ids)) == 1:
         return d, [f"one generator replicate: its {d.shape[0]} rows taken as units (generator variance not estimated)"]
-    m = np.zeros((len(keys), d.shape[1]))
+    return unit_means(d, unit_ids)[0], []
+
+
+def unit_means(d: np.ndarray, unit_ids: np.ndarray | list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows of d averaged within units: (units, columns) means, each row's unit index and each unit's row
+    count."""
+    codes = np.unique(np.asarray(unit_ids), return_inverse=True)[1]
+    rows = np.bincount(codes)
+    m = np.zeros((len(rows), d.shape[1]))
     np.add.at(m, codes, d)
-    return m / np.bincount(codes)[:, None], []
+    return m / rows[:, None], codes, rows
 
 
 def _matrix(diff: np.ndarray) -> np.ndarray:
