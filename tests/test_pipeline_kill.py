@@ -95,8 +95,12 @@ def test_pipeline_killed_in_every_stage_resumes_to_the_uninterrupted_result(pipe
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         landed[stage] = "after" if stage in _done(out) else "inside"
-        if stage == "generate":  # a killed generation leaves only its .partial folder, never a half-written set
-            assert not (out / "synthetic" / "k2").exists()
+        if stage == "generate":  # a killed generation leaves only its .partial folder, never a half-written set:
+            sets = [out / "synthetic" / name for name in ("k2", "k2_r1")]  # the replicates, one after the other
+            assert not all(d.exists() for d in sets)  # the kill landed before the last set was finished …
+            for d in (d for d in sets if d.exists()):  # … and a set that exists is whole (the first may be done)
+                images = {i["path"] for i in json.loads((d / "manifest.json").read_text())["images"]}
+                assert images and images | {"manifest.json"} == set(file_digests(d)), d
     print(f"kills landed: {landed}")
     # the quick stages (validate, split: ~0.05 s; report: a copy) may finish before the signal arrives
     assert all(landed[s] == "inside" for s in STAGES if reference[s]["seconds"] > 2), landed

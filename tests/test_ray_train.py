@@ -42,7 +42,7 @@ def test_stages_write_checkpoints_latents_provenance_and_mlflow_runs(trained):
         assert run.info.status == "FINISHED", stage
         tags = run.data.tags
         assert tags["git_commit"] and len(tags["config_hash"]) == 16 and len(tags["manifest_hash"]) == 64
-        assert run.data.params["stage"] == stage and run.data.params["vae.lr"] == "0.001"
+        assert run.data.params["stage"] == stage and run.data.params["vae.lr"] == "0.002"
         arts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"config.yaml", "manifest.json"} <= arts
     for stage in ("vae", "dit"):
@@ -164,7 +164,7 @@ def test_bad_input_is_refused_before_training(manifest64, tmp_path, ray_local):
         load_config("tiny", ["vae.epochs=many"], "train")
     cfg = replace(load_config("tiny", ["vae.lr=3e-4"], "train"), stage="vae", data=str(manifest64),
                   out=str(tmp_path / "o"))
-    assert cfg.vae.lr == 3e-4 and cfg.vae.epochs == 6
+    assert cfg.vae.lr == 3e-4 and cfg.vae.epochs == 15
     with pytest.raises(ValueError, match=r"need \d+ CPUs; the cluster has \d+"):
         check_resources(replace(cfg, workers=800))
     with pytest.raises(ValueError, match="GPUs"):

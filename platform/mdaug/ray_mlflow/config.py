@@ -82,6 +82,7 @@ class VAEStage:
     batch_size: int = 32
     lr: float = 1e-4
     betas: tuple[float, float] = (0.5, 0.9)
+    schedule: str = "constant"  # constant | onecycle (training/vae_module.py)
     data: str = ""
     train_per_person: int = 0
     identity_weight: float = 0.0
@@ -102,6 +103,7 @@ class VAEStage:
         integer(self, "batch_size", 1, BATCH_MAX)
         real(self, "lr", 0.0, LR_MAX, lo_open=True)
         interval(self, "betas", 0.0, 0.9999, note=" (Adam's β1, β2 < 1)")
+        choice(self, "schedule", ("constant", "onecycle"))  # training.vae_module.SCHEDULES
         integer(self, "train_per_person", 0, PER_PERSON_MAX, " (0: all)")
         real(self, "identity_weight", 0.0, 1e6, note=" (0: no identity loss)")
         integer(self, "identity_steps", 1, COUNT_MAX)

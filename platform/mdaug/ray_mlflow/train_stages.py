@@ -130,7 +130,7 @@ def _vae_module(job: dict[str, Any], identity_ref: ray.ObjectRef | None = None):
     identity = IdentityLoss(judge_from(identity_ref)["classifier"]) if identity_ref is not None else None
     module = VAEModule(VAE_ARCHITECTURES[v["architecture"]], loss, lr=v["lr"], betas=tuple(v["betas"]),
                        foundation=build_foundation(v["vf_encoder"], v["vf_weights"]), perceptual=perceptual,
-                       identity=identity)
+                       identity=identity, schedule=v["schedule"])
     if v["checkpoint"]:
         c = VAE_ARCHITECTURES[v["architecture"]]
         official = load_official_vavae(v["checkpoint"], ch=c.ch, ch_mult=c.ch_mult, num_res_blocks=c.num_res_blocks,
