@@ -1,6 +1,7 @@
 """Ray Tune sweep of sampling settings (CFG scale, steps, CFG interval, timestep shift) for a trained DiT,
-scored on real validation images: Fréchet distance on person-classifier features (minimised), with
-conditional accuracy, diversity and images/s beside it. Writes best_sampling.yaml for jobs/generate.py.
+scored on real validation images: by default the accuracy there of a classifier trained on each trial's images
+alone (objective=tstr, maximised; objective=frechet: Fréchet distance on person-classifier features, minimised),
+with conditional accuracy, diversity and images/s beside it. Writes best_sampling.yaml for jobs/generate.py.
 Rerun after an interruption with the same arguments: the sweep resumes, keeping its finished trials.
 Settings: the `sweep` section of --config (configs/tiny.yaml by default), then dotted key=value overrides of it,
 e.g. trials=16 per_person=8 steps=[8,250] search=optuna gpus_per_trial=1."""

@@ -3,9 +3,9 @@ accuracy on the generated images of each person ÷ its accuracy on real validati
 figures (mdaug.memorisation). Written as quality.json beside the set; the evaluation reports it.
 
 Identity is measured by two judges: the identity classifier (`identity_ratio`: the one the sampling sweep
-optimises, so a number it was tuned for) and the independent judge beside it, judge.pt (`independent_*`:
-another architecture and seed, never used by the sweep or the generator). Memorisation uses the identity
-classifier's features."""
+scores with, and optimises with `objective: frechet`: then a number it was tuned for) and the independent judge
+beside it, judge.pt (`independent_*`: another architecture and seed, never used by the sweep or the generator).
+Memorisation uses the identity classifier's features."""
 
 from __future__ import annotations
 

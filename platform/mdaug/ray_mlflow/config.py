@@ -244,10 +244,17 @@ class SweepConfig:
     seed: int = 0  # seeds the search (the same sweep tries the same settings) and the trials' images
     cpus_per_trial: float = 1.0  # Ray CPUs reserved per trial (each trial samples on one thread)
     gpus_per_trial: float = 0.0  # > 0: the trial generates (bf16) and scores on its GPU
+    # tstr: maximise the real validation accuracy of a classifier trained on the trial's images alone (needs
+    # identity and diversity, grades no classifier's features); frechet: minimise the Fréchet distance on the
+    # identity classifier's features. Both are measured for every trial.
+    objective: str = "tstr"
+    tstr_steps: int = 300  # optimizer steps of the tstr objective's classifier
 
     def __post_init__(self) -> None:
         integer(self, "trials", 0, 10_000, " (0: no sweep)")
         integer(self, "per_person", 1, 1000)
+        choice(self, "objective", ("tstr", "frechet"))
+        integer(self, "tstr_steps", 1, 100_000)
         choice(self, "search", ("random", "optuna"))
         interval(self, "cfg_scale", 0.0, CFG_MAX)
         interval(self, "steps", 1, SAMPLER_STEPS_MAX, ints=True)

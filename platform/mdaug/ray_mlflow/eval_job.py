@@ -51,9 +51,9 @@ from mdaug.secrets import redact
 from mdaug.storage import absolute, write_text
 
 SELECTION = ("selection beyond the k-subset (disclosed, not counted in the budget above): each DiT's checkpoint "
-             "is chosen by its loss on the task's validation split, and the sampling settings by a sweep scored with "
-             "the platform classifier, trained on the whole train split; the verdict's identity ratios use an "
-             "independent judge")
+             "is chosen by its loss on the task's validation split, and the sampling settings by a sweep scored on "
+             "that split (sweep.objective tstr: a classifier trained on the samples alone; frechet: the platform "
+             "classifier, trained on the whole train split); the verdict's identity ratios use an independent judge")
 
 
 @dataclass

@@ -1,5 +1,7 @@
 """Ray Tune sweep of sampling settings: each trial generates images for every person and is scored on the
-real validation split (which the generator never trained on) with the person classifier's features. Trials run on
+real validation split (which the generator never trained on): by default the accuracy there of a classifier trained
+on the trial's images alone (train on synthetic, test on real), with the person classifier's Fréchet distance,
+conditional accuracy and diversity beside it. Trials run on
 a GPU when given one; a rerun resumes an interrupted sweep of the same inputs (sweep_resume.py)."""
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from mdaug.generation import Generator, image_seed
 from mdaug.imaging import save_figure
 from mdaug.locks import locks_output
 from mdaug.memorisation import memorisation
-from mdaug.metrics import fidelity
+from mdaug.metrics import fidelity, synthetic_to_real_accuracy
 from mdaug.models.classifier import load_classifier
 from mdaug.ray_mlflow.config import SweepConfig
 from mdaug.ray_mlflow.preflight import check_placeable
@@ -60,6 +62,7 @@ def search_algorithm(name: str, seed: int = 0):
 
 SETTINGS = ("cfg_scale", "steps", "cfg_interval_start", "timestep_shift")
 OUTPUTS = ("trials.csv", "trials.md", "trials.png", "best_sampling.yaml")
+OBJECTIVES = {"tstr": ("tstr_accuracy", "max"), "frechet": ("frechet", "min")}  # objective → (metric, mode)
 
 
 def trial_device() -> str:
@@ -89,9 +92,13 @@ def trial(config: dict, ctx: dict) -> None:
     if fake.shape[1] != real.shape[1]:
         fake = fake.mean(1, keepdim=True) if real.shape[1] == 1 else fake.expand(-1, real.shape[1], -1, -1)
     fake = fake.to(device)
-    fid = fidelity(clf, real, real_labels.numpy(), fake, np.array([gen.labels[p] for p, _ in items]))
+    fake_labels = np.array([gen.labels[p] for p, _ in items])
+    fid = fidelity(clf, real, real_labels.numpy(), fake, fake_labels)
     copies = memorisation(clf, seen, real, fake)
-    metrics = {**fid.to_dict(), "identity_ratio": fid.conditional_accuracy / info["val_accuracy"],
+    tstr = synthetic_to_real_accuracy(fake, fake_labels, real, real_labels.numpy(), clf.head.out_features,
+                                      ctx["tstr_steps"], seed=ctx["seed"])
+    metrics = {**fid.to_dict(), "tstr_accuracy": tstr,
+               "identity_ratio": fid.conditional_accuracy / info["val_accuracy"],
                "memorisation_feature_ratio": copies.feature_ratio, "memorisation_pixel_ratio": copies.pixel_ratio,
                "near_copies": copies.feature_near_copies, "images_per_s": rate}
     client = MlflowClient(ctx["tracking_uri"])
@@ -127,7 +134,11 @@ def sweep_inputs(cfg: SweepConfig, gen: Generator, classifier: str, manifest: Ma
             "classifier": hashlib.sha256(read_bytes(classifier)).hexdigest(), "manifest": manifest.content_hash()}
 
 
-def plot_trials(df, path: Path) -> None:
+METRIC_LABELS = {"tstr_accuracy": "real val accuracy of a classifier trained on the samples (higher is better)",
+                 "frechet": "Fréchet distance (classifier features, lower is better)"}
+
+
+def plot_trials(df, path: Path, metric: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -135,9 +146,9 @@ def plot_trials(df, path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key in zip(axes, ("config/cfg_scale", "config/steps"), strict=True):
-        sc = ax.scatter(df[key], df["frechet"], c=df["conditional_accuracy"], cmap="viridis", vmin=0, vmax=1)
+        sc = ax.scatter(df[key], df[metric], c=df["conditional_accuracy"], cmap="viridis", vmin=0, vmax=1)
         ax.set_xlabel(key.split("/")[1])
-        ax.set_ylabel("Fréchet distance (classifier features, lower is better)")
+        ax.set_ylabel(METRIC_LABELS[metric])
         if key.endswith("steps"):
             ax.set_xscale("log")
     fig.colorbar(sc, ax=axes, label="conditional accuracy")
@@ -170,12 +181,14 @@ def run_sweep(dit: str, data: str | None, out: Path, cfg: SweepConfig, vae: str 
     seen_x, _ = load_rows(manifest, gen.seen_rows(manifest), info["size"], info["channels"])
     tracking_dir = tracking_dir or out
     tune_root = tune_root or tune_storage(out)
+    metric, mode = OBJECTIVES[cfg.objective]
     connect_ray()
     check_trial_resources(cfg, resource_wait_s)
     with mlflow_run(tracking_dir, experiment, "sweep-sampling", {"stage": "sweep"}, parent_run_id) as (client, run_id):
         log_params(client, run_id, {f"sweep.{k}": v for k, v in cfg.__dict__.items()})
         ctx = {"dit": absolute(dit), "vae": vae and absolute(vae), "classifier": absolute(classifier),
                "val": (val_x, val_y, seen_x), "per_person": cfg.per_person, "seed": cfg.seed,
+               "tstr_steps": cfg.tstr_steps,
                "tracking_uri": tracking_uri(tracking_dir), "parent_run_id": run_id,
                "experiment_id": client.get_run(run_id).info.experiment_id}
         os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
@@ -183,7 +196,7 @@ def run_sweep(dit: str, data: str | None, out: Path, cfg: SweepConfig, vae: str 
                                         {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
         tuner, resumed = resumable_tuner(
             trainable, search_space(cfg),
-            tune.TuneConfig(metric="frechet", mode="min", num_samples=cfg.trials,
+            tune.TuneConfig(metric=metric, mode=mode, num_samples=cfg.trials,
                             search_alg=search_algorithm(cfg.search, cfg.seed)),
             tune_root, sweep_inputs(cfg, gen, classifier, manifest), record_dir=out)
         client.set_tag(run_id, "resumed", str(resumed).lower())
@@ -198,20 +211,20 @@ def run_sweep(dit: str, data: str | None, out: Path, cfg: SweepConfig, vae: str 
         if errors:
             raise RuntimeError(f"{len(errors)} of {cfg.trials} trials failed; first: {errors[0]}. Rerun to retry "
                                "them (the finished ones are kept)")
-        df = results.get_dataframe().sort_values("frechet")
+        df = results.get_dataframe().sort_values(metric, ascending=mode == "min")
         cols = [f"config/{k}" for k in SETTINGS] + [
-            "frechet", "conditional_accuracy", "identity_ratio", "diversity_ratio", "memorisation_feature_ratio",
-            "near_copies", "images_per_s"]
+            "tstr_accuracy", "frechet", "conditional_accuracy", "identity_ratio", "diversity_ratio",
+            "memorisation_feature_ratio", "near_copies", "images_per_s"]
         table = df[cols].rename(columns=lambda c: c.replace("config/", ""))
         write_text(out / "trials.csv", table.to_csv(index=False))
         write_text(out / "trials.md", markdown_table(table.to_dict("records")))
-        plot_trials(df, out / "trials.png")
+        plot_trials(df, out / "trials.png", metric)
         best = results.get_best_result().config
         best_settings = {k: (int(best[k]) if k == "steps" else float(best[k])) for k in SETTINGS}
         write_text(out / "best_sampling.yaml", yaml.safe_dump(best_settings, sort_keys=True))
         for f in OUTPUTS:
             client.log_artifact(run_id, str(out / f))
-        client.log_metric(run_id, "best_frechet", float(df.iloc[0]["frechet"]))
+        client.log_metric(run_id, f"best_{metric}", float(df.iloc[0][metric]))
         client.log_metric(run_id, "sweep_wall_time_s", time.perf_counter() - t0)
     print(table.to_string(index=False))
     print(f"best settings → {out / 'best_sampling.yaml'}: {best_settings}")
