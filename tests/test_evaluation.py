@@ -89,8 +89,8 @@ def test_controls_run_at_control_ks_and_the_primary_pair_everywhere():
     specs = plan_runs(load_config("tiny", section="evaluation"), True, {5: 2, 10: 2})
     at = {k: {s.name for s in specs if s.k == k} for k in (5, 10)}
     assert at[10] == {"real", "real+synthetic@1"}
-    assert at[5] == {"real", "real+synthetic@1", "placebo@1", "permuted-persons@1", "real+classic", "synthetic-only",
-                     "oracle@1", "A/A"}
+    assert at[5] == {"real", "real+synthetic@1", "placebo@1", "permuted-persons@1", "real+classic",
+                     "real+synthetic+classic@1", "synthetic-only", "oracle@1", "A/A"}
     for k in at:  # 2 generator replicates × 4 seeds; the primary pair with both classifiers, the controls with one
         for n in at[k]:
             arches = {"temporal", "cnn2d"} if n in ("real", "real+synthetic@1") else {"temporal"}
