@@ -211,7 +211,11 @@ def run_sweep(dit: str, data: str | None, out: Path, cfg: SweepConfig, vae: str 
         if errors:
             raise RuntimeError(f"{len(errors)} of {cfg.trials} trials failed; first: {errors[0]}. Rerun to retry "
                                "them (the finished ones are kept)")
-        df = results.get_dataframe().sort_values(metric, ascending=mode == "min")
+        # ties (tstr's accuracies are counts over few images) are broken by Fréchet, then by the settings: the
+        # same trials give the same best settings whatever order they finished in (a resumed sweep's included)
+        keys = list(dict.fromkeys([metric, "frechet", *(f"config/{k}" for k in SETTINGS)]))
+        df = results.get_dataframe().sort_values(keys, ascending=[mode == "min"] + [True] * (len(keys) - 1),
+                                                 kind="mergesort")
         cols = [f"config/{k}" for k in SETTINGS] + [
             "tstr_accuracy", "frechet", "conditional_accuracy", "identity_ratio", "diversity_ratio",
             "memorisation_feature_ratio", "near_copies", "images_per_s"]
@@ -219,7 +223,7 @@ def run_sweep(dit: str, data: str | None, out: Path, cfg: SweepConfig, vae: str 
         write_text(out / "trials.csv", table.to_csv(index=False))
         write_text(out / "trials.md", markdown_table(table.to_dict("records")))
         plot_trials(df, out / "trials.png", metric)
-        best = results.get_best_result().config
+        best = {k: df.iloc[0][f"config/{k}"] for k in SETTINGS}
         best_settings = {k: (int(best[k]) if k == "steps" else float(best[k])) for k in SETTINGS}
         write_text(out / "best_sampling.yaml", yaml.safe_dump(best_settings, sort_keys=True))
         for f in OUTPUTS:
