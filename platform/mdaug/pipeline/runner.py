@@ -14,10 +14,18 @@ from mdaug.config import to_yaml
 from mdaug.locks import OutputLocked, exclusive  # noqa: F401 - OutputLocked: importable from here
 from mdaug.pipeline.config import STAGES, PipelineConfig
 from mdaug.pipeline.ownership import Ownership, check_claimable
-from mdaug.pipeline.steps import STAGE_FUNCTIONS, Context, Paths, generator_for, generators, train_job
+from mdaug.pipeline.steps import (
+    STAGE_FUNCTIONS,
+    Context,
+    Paths,
+    generator_for,
+    generators,
+    other_persons_source,
+    train_job,
+)
 from mdaug.ray_mlflow.preflight import check_vae_files
 from mdaug.ray_mlflow.tracking import DESCRIPTION, folder_store, mlflow_run, shown_tracking_uri
-from mdaug.storage import join, write_text
+from mdaug.storage import exists, join, write_text
 
 
 def _hash(obj: object) -> str:
@@ -112,6 +120,9 @@ def check_settings(cfg: PipelineConfig, out: Path, start: str | None = None, onl
             raise ValueError(f"--out {out} is inside --data {data}: the pipeline would read its own outputs as "
                              "images; choose an output folder outside the data")
     check_vae_files(cfg.train.vae, "train.vae.")  # now, not after the stages before the VA-VAE's
+    if other_persons_source(cfg) and cfg.train.dit.other_data and not exists(cfg.train.dit.other_data):
+        raise FileNotFoundError(f"train.dit.other_data={cfg.train.dit.other_data}: no such manifest (a split manifest "
+                                "of other persons' recordings, mdaug split)")
     for k in cfg.evaluation.ks:
         generator_for(cfg, k)  # every evaluated k has a generator
     stages = [s for s in STAGES if not (s == "simulate" and cfg.data is not None)]

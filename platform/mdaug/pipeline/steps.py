@@ -204,18 +204,31 @@ def vae_source(cfg: PipelineConfig) -> dict:
     return {"train_per_person": cfg.dit_ks[0]}
 
 
+def other_persons_source(cfg: PipelineConfig) -> str:
+    """The other persons the DiT learns beside the task's (train.dit.other_share > 0): train.dit.other_data, else
+    the other simulated walkers; "" when off."""
+    d = cfg.train.dit
+    if d.other_share <= 0 or d.other_data:
+        return d.other_data
+    if cfg.data is None and cfg.aux is not None:
+        return str(Path(cfg.out).resolve() / "aux_manifest.json")
+    raise ValueError(f"train.dit.other_share={d.other_share} needs other persons' recordings: set "
+                     "train.dit.other_data=MANIFEST (a split manifest of persons who are not the task's, mdaug split), "
+                     "or train.dit.other_share=0")
+
+
 def train_job(c: PipelineConfig, paths: Paths, stage: str, dit_k: int = 0, replicate: int = 0) -> TrainJobConfig:
     """The training job a stage runs: the `train` section with what the pipeline decides (its data, folders,
-    workers, waiting, the VA-VAE's data source, the DiT's k and, for generator replicate r, its training seed
-    train.seed + r and — unless the VA-VAE trains on the task's images (your data without train.vae.data), which
-    fixes the subset it saw — its own k-subset, seed r)."""
+    workers, waiting, the VA-VAE's data source, the DiT's other persons, its k and, for generator replicate r, its
+    training seed train.seed + r and — unless the VA-VAE trains on the task's images (your data without
+    train.vae.data), which fixes the subset it saw — its own k-subset, seed r)."""
     t = c.train
     return replace(t, stage=stage, data=str(paths.manifest), out=str(paths.train), tracking_dir=str(paths.out),
                    workers=c.workers or t.workers, experiment=c.experiment, seed=t.seed + replicate,
                    storage=paths.uri(paths.train) if c.storage else "", resource_wait_s=c.resource_wait_s,
                    vae=replace(t.vae, **vae_source(c)),
                    dit=replace(t.dit, train_per_person=dit_k, replicate=replicate,
-                               subset_seed=replicate if vae_blind(c) else 0))
+                               subset_seed=replicate if vae_blind(c) else 0, other_data=other_persons_source(c)))
 
 
 def _train(ctx: Context, stage: str, dit_k: int = 0, replicate: int = 0) -> None:

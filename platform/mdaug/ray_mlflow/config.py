@@ -122,6 +122,10 @@ class DiTStage:
     picks the subset (0: the first k in the split's order; s > 0: a random one, mdaug.data.subsets); replicate r
     (a generator replicate: its own seed, and its own subset where the VA-VAE saw no task image) is written to
     dit_k{k}_r{r}/.
+    other_data: a manifest of other persons (never the task's) whose train images the DiT learns beside the task's,
+    as persons of their own (extra labels it is never asked to generate): how walking varies from recording to
+    recording is learned from many persons, not only from k images each; other_share: about that fraction of each
+    batch (0: off). The pipeline uses its other simulated walkers (aux) when other_share > 0 and other_data is "".
     Every validation epoch samples identity_per_person images per person and logs the identity ratio."""
 
     size: str = "tiny"
@@ -138,6 +142,8 @@ class DiTStage:
     class_dropout: float = 0.1
     preview_steps: int = 25
     preview_cfg: float = 4.0
+    other_data: str = ""
+    other_share: float = 0.0
 
     def __post_init__(self) -> None:
         from mdaug.models.dit import DIT_SIZES
@@ -156,6 +162,7 @@ class DiTStage:
         real(self, "class_dropout", 0.0, 1.0, hi_open=True, note=" (a probability; 1 never trains the labels)")
         integer(self, "preview_steps", 1, SAMPLER_STEPS_MAX)
         real(self, "preview_cfg", 0.0, CFG_MAX)
+        real(self, "other_share", 0.0, 0.9, note=" (a fraction of each batch; 0: the task's persons only)")
 
 
 @dataclass(frozen=True)

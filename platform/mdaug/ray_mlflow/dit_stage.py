@@ -14,13 +14,14 @@ import ray
 import torch
 
 from mdaug.data.manifest import Manifest
+from mdaug.data.ray_ingest import rows_dataset
 from mdaug.data.subsets import k_subset
-from mdaug.flow.latents import LatentStats, decode_latents
+from mdaug.flow.latents import EncodeBatch, LatentStats, decode_latents
 from mdaug.imaging import labelled_grid, tensor_image
 from mdaug.models.dit import dit_config
 from mdaug.models.vavae import load_vae, vae_record
 from mdaug.ray_mlflow.config import TrainJobConfig
-from mdaug.ray_mlflow.data_staging import manifest_location
+from mdaug.ray_mlflow.data_staging import manifest_location, publish_manifest
 from mdaug.ray_mlflow.preflight import check_batch
 from mdaug.ray_mlflow.ray_train import best_lightning_checkpoint, fit_with_ray, lightning_fit
 from mdaug.ray_mlflow.tracking import EpochLogger, last_metrics
@@ -29,7 +30,7 @@ from mdaug.storage import exists, publish
 from mdaug.training.identity import generator_identity, identity_seeds
 
 
-def _dit_module(job: dict[str, Any], stats: LatentStats, shape: list[int], classes: int):
+def _dit_module(job: dict[str, Any], stats: LatentStats, shape: list[int], classes: int, task_classes: int):
     from mdaug.flow.sampler import SamplingConfig
     from mdaug.training.dit_module import DiTModule
 
@@ -39,7 +40,7 @@ def _dit_module(job: dict[str, Any], stats: LatentStats, shape: list[int], class
     preview = SamplingConfig(steps=d["preview_steps"], cfg_scale=d["preview_cfg"],  # two passes: faster on CPU
                              cfg_mode="batched" if job["gpus_per_worker"] > 0 else "two_pass")
     return DiTModule(cfg, stats, lr=d["lr"], ema_decay=d["ema_decay"], preview_sampling=preview,
-                     preview_per_person=d["identity_per_person"])
+                     preview_per_person=d["identity_per_person"], preview_classes=task_classes)
 
 
 def dit_report(vae_uri: str, architecture: str, judge: dict | None, channels: str):
@@ -53,7 +54,7 @@ def dit_report(vae_uri: str, architecture: str, judge: dict | None, channels: st
         per = module.hparams.preview_per_person
         metrics, caption = {}, None
         if judge is not None:
-            labels, _ = identity_seeds(module.model.config.num_classes, per)
+            labels, _ = identity_seeds(module.hparams.preview_classes, per)
             metrics = generator_identity(images, labels, judge["classifier"], judge["real_accuracy"])
             caption = (f"identity ratio {metrics['identity_ratio']:.2f}: the classifier recognises "
                        f"{metrics['identity_accuracy']:.0%} of these persons (real: {judge['real_accuracy']:.0%})")
@@ -65,7 +66,7 @@ def dit_report(vae_uri: str, architecture: str, judge: dict | None, channels: st
 def dit_loop(config: dict[str, Any]) -> None:
     torch.manual_seed(config["job"]["seed"])
     stats = LatentStats.from_dict(config["stats"])
-    module = _dit_module(config["job"], stats, config["latent_shape"], config["num_classes"])
+    module = _dit_module(config["job"], stats, config["latent_shape"], config["num_classes"], config["task_classes"])
     report = dit_report(config["vae_uri"], config["job"]["vae"]["architecture"], judge_from(config["judge"]),
                         config["channels"])
     lightning_fit(module, config, [EpochLogger(config["tracking_uri"], config["run_id"], report)])
@@ -74,6 +75,36 @@ def dit_loop(config: dict[str, Any]) -> None:
 def _keep(batch: dict[str, np.ndarray], hashes: frozenset[str]) -> dict[str, np.ndarray]:
     chosen = np.isin(batch["sha256"], list(hashes))
     return {k: v[chosen] for k, v in batch.items() if k != "sha256"}
+
+
+def other_persons(cfg: TrainJobConfig, manifest: Manifest, vae_uri: str, channels: str) -> tuple[ray.data.Dataset,
+                                                                                                  Manifest, list]:
+    """The other persons' train images (dit.other_data) as latents of the task's VA-VAE, labelled after the task's
+    persons (task labels + their own); refused if it holds any image of the task manifest."""
+    if not cfg.dit.other_data:
+        raise ValueError(f"dit.other_share={cfg.dit.other_share} needs dit.other_data=MANIFEST: a split manifest "
+                         "(mdaug split) of other persons' recordings")
+    other, _ = publish_manifest(Manifest.load(cfg.dit.other_data), cfg.dit.other_data, cfg.storage)
+    rows = other.split("train")
+    if not rows:
+        raise ValueError(f"dit.other_data={cfg.dit.other_data} has no train images")
+    shared = {r.sha256 for r in rows} & {r.sha256 for r in manifest.rows}
+    if shared:
+        raise ValueError(f"dit.other_data={cfg.dit.other_data} shares {len(shared)} images with the task's manifest "
+                         "(e.g. " + manifest.file(next(r for r in manifest.rows if r.sha256 in shared)) + "): it must "
+                         "hold other persons only; the generator may see no task image beyond its k-subset")
+    size = load_vae(vae_uri, cfg.vae.architecture).config.resolution
+    gpu = cfg.gpus_per_worker > 0
+    encoded = rows_dataset(other, rows, size, channels, with_hash=True).map_batches(
+        EncodeBatch, fn_constructor_kwargs={"vae_uri": vae_uri, "architecture": cfg.vae.architecture},
+        batch_size=64, compute=ray.data.ActorPoolStrategy(size=cfg.workers), num_gpus=1 if gpu else 0,
+        num_cpus=cfg.cpus_per_worker if not gpu else 1).map_batches(
+        _relabel, fn_kwargs={"offset": manifest.num_classes}, batch_format="numpy").materialize()
+    return encoded, other, rows
+
+
+def _relabel(batch: dict[str, np.ndarray], offset: int) -> dict[str, np.ndarray]:
+    return {"latent": batch["latent"], "label": batch["label"] + offset, "index": batch["index"]}
 
 
 def train_dit(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str]) -> dict[str, Path]:
@@ -85,15 +116,30 @@ def train_dit(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str])
     if info["manifest_hash"] != manifest.content_hash():
         raise ValueError("the latents were extracted from another manifest; re-run --stage latents with this one")
     hashes = frozenset(r.sha256 for r in rows)
-    datasets = {"train": ray.data.read_parquet(cfg.artifact("latents", "train")).map_batches(
-                    _keep, fn_kwargs={"hashes": hashes}, batch_format="numpy"),
+    train = ray.data.read_parquet(cfg.artifact("latents", "train")).map_batches(
+        _keep, fn_kwargs={"hashes": hashes}, batch_format="numpy")
+    classes, provenance_other = manifest.num_classes, {}
+    if cfg.dit.other_share > 0:
+        other_ds, other, other_rows = other_persons(cfg, manifest, info["vae_uri"], info["channels"])
+        # the task's rows repeated so that about other_share of every batch is other persons
+        copies = max(1, round(len(other_rows) * (1 - cfg.dit.other_share) / (cfg.dit.other_share * len(rows))))
+        train = train.materialize()
+        train = train.union(*[train] * (copies - 1), other_ds)
+        classes += other.num_classes
+        provenance_other = {"dit_other": {"manifest": cfg.dit.other_data, "manifest_hash": other.content_hash(),
+                                          "images": sorted(r.sha256 for r in other_rows),
+                                          "persons": sorted({r.person for r in other_rows}),
+                                          "share": cfg.dit.other_share, "task_copies": copies}}
+        print(f"[dit k={cfg.dit.train_per_person or 'all'}] also learning {len(other_rows)} images of "
+              f"{other.num_classes} other persons ({cfg.dit.other_data}; the task's {len(rows)} images ×{copies})")
+    datasets = {"train": train,
                 "val": ray.data.read_parquet(cfg.artifact("latents", "val")).drop_columns(["sha256"])}
     loop_cfg = {"epochs": cfg.dit.epochs, "batch_size": cfg.dit.batch_size, "stats": stats.to_dict(),
                 "steps_per_epoch": cfg.dit.steps_per_epoch, "latent_shape": info["latent_shape"],
-                "num_classes": manifest.num_classes, "vae_uri": info["vae_uri"], "channels": info["channels"],
-                "judge": identity_judge(cfg, manifest), **tracking}
+                "num_classes": classes, "task_classes": manifest.num_classes, "vae_uri": info["vae_uri"],
+                "channels": info["channels"], "judge": identity_judge(cfg, manifest), **tracking}
     result = fit_with_ray(cfg, dit_loop, loop_cfg, datasets)
-    module = _dit_module(cfg.to_dict(), stats, info["latent_shape"], manifest.num_classes)
+    module = _dit_module(cfg.to_dict(), stats, info["latent_shape"], classes, manifest.num_classes)
     ckpt = torch.load(best_lightning_checkpoint(result), map_location="cpu", weights_only=True)
     module.load_state_dict(ckpt["state_dict"])
     out = cfg.dit_dir
@@ -105,7 +151,8 @@ def train_dit(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str])
               f"last epoch: the person classifier recognises {identity['identity_accuracy']:.0%} of its samples")
     provenance = {"vae": vae_record(info["vae_uri"]).get("provenance") or {},
                   "dit": {"manifest_hash": manifest.content_hash(), "images": sorted(hashes),
-                          "train_per_person": cfg.dit.train_per_person, "subset_seed": cfg.dit.subset_seed}}
+                          "train_per_person": cfg.dit.train_per_person, "subset_seed": cfg.dit.subset_seed},
+                  **provenance_other}
     classifier = classifier_uri(cfg)
     export_dit(module, out / "dit.pt", {"vae_uri": info["vae_uri"], "manifest_hash": manifest.content_hash(),
                                           "manifest_uri": manifest_location(cfg, manifest),

@@ -1,5 +1,6 @@
 """DiT training on normalised latents: rectified-flow loss, label dropout for CFG, EMA, and preview samples
-(preview_per_person per person, EMA weights, fixed seeds) at the end of each validation, shared out over the
+(preview_per_person per person of the first preview_classes — the task's persons, before any other persons'
+labels —, EMA weights, fixed seeds) at the end of each validation, shared out over the
 processes and gathered on the first.
 Latent statistics live in the checkpoint."""
 
@@ -27,14 +28,15 @@ class DiTModule(pl.LightningModule):
                  betas: tuple[float, float] = (0.9, 0.95), weight_decay: float = 0.0, ema_decay: float = 0.9999,
                  cosine_weight: float = 1.0,
                  preview_sampling: SamplingConfig | dict = SamplingConfig(steps=25, cfg_scale=4.0),
-                 preview_per_person: int = 1) -> None:
+                 preview_per_person: int = 1, preview_classes: int | None = None) -> None:
         super().__init__()
         dit = as_config(DiTConfig, dit)
         preview_sampling = as_config(SamplingConfig, preview_sampling)
         self.save_hyperparameters({"dit": asdict(dit), "lr": lr, "betas": betas, "weight_decay": weight_decay,
                                    "ema_decay": ema_decay, "cosine_weight": cosine_weight,
                                    "preview_sampling": asdict(preview_sampling),
-                                   "preview_per_person": preview_per_person})
+                                   "preview_per_person": preview_per_person,
+                                   "preview_classes": preview_classes or dit.num_classes})
         self.model = LightningDiT(dit)
         self.ema = make_ema(self.model)
         self.stats = stats
@@ -69,7 +71,7 @@ class DiTModule(pl.LightningModule):
         whatever the split) and gathered on the first."""
         if self.trainer.sanity_checking:
             return
-        labels, seeds = identity_seeds(self.model.config.num_classes, self.hparams.preview_per_person)
+        labels, seeds = identity_seeds(self.hparams.preview_classes, self.hparams.preview_per_person)
         world, rank = self.trainer.world_size, self.trainer.global_rank
         chunk = -(-len(labels) // world)
         mine = slice(rank * chunk, (rank + 1) * chunk)
