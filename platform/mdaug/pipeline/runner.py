@@ -120,7 +120,8 @@ def check_settings(cfg: PipelineConfig, out: Path, start: str | None = None, onl
             raise ValueError(f"--out {out} is inside --data {data}: the pipeline would read its own outputs as "
                              "images; choose an output folder outside the data")
     check_vae_files(cfg.train.vae, "train.vae.")  # now, not after the stages before the VA-VAE's
-    if other_persons_source(cfg) and cfg.train.dit.other_data and not exists(cfg.train.dit.other_data):
+    other = other_persons_source(cfg)  # refuses other_share > 0 without other persons' recordings
+    if cfg.train.dit.other_data and not exists(other):
         raise FileNotFoundError(f"train.dit.other_data={cfg.train.dit.other_data}: no such manifest (a split manifest "
                                 "of other persons' recordings, mdaug split)")
     for k in cfg.evaluation.ks:

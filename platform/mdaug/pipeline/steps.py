@@ -205,8 +205,8 @@ def vae_source(cfg: PipelineConfig) -> dict:
 
 
 def other_persons_source(cfg: PipelineConfig) -> str:
-    """The other persons the DiT learns beside the task's (train.dit.other_share > 0): train.dit.other_data, else
-    the other simulated walkers; "" when off."""
+    """The other persons the DiT learns beside the task's (train.dit.other_share > 0): train.dit.other_data when
+    given, else the other simulated walkers (with other_share 0: train.dit.other_data as set, unused)."""
     d = cfg.train.dit
     if d.other_share <= 0 or d.other_data:
         return d.other_data

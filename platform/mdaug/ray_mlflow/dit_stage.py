@@ -14,18 +14,17 @@ import ray
 import torch
 
 from mdaug.data.manifest import Manifest
-from mdaug.data.ray_ingest import rows_dataset
 from mdaug.data.subsets import k_subset
-from mdaug.flow.latents import EncodeBatch, LatentStats, decode_latents
+from mdaug.flow.latents import LatentStats, decode_latents
 from mdaug.imaging import labelled_grid, tensor_image
 from mdaug.models.dit import dit_config
-from mdaug.models.vavae import load_vae, vae_record
+from mdaug.models.vavae import VAE_ARCHITECTURES, load_vae, vae_record
 from mdaug.ray_mlflow.config import TrainJobConfig
 from mdaug.ray_mlflow.data_staging import manifest_location, publish_manifest
 from mdaug.ray_mlflow.preflight import check_batch
 from mdaug.ray_mlflow.ray_train import best_lightning_checkpoint, fit_with_ray, lightning_fit
 from mdaug.ray_mlflow.tracking import EpochLogger, last_metrics
-from mdaug.ray_mlflow.train_stages import classifier_uri, identity_judge, judge_from, read_stats
+from mdaug.ray_mlflow.train_stages import classifier_uri, encoded_rows, identity_judge, judge_from, read_stats
 from mdaug.storage import exists, publish
 from mdaug.training.identity import generator_identity, identity_seeds
 
@@ -93,12 +92,8 @@ def other_persons(cfg: TrainJobConfig, manifest: Manifest, vae_uri: str, channel
         raise ValueError(f"dit.other_data={cfg.dit.other_data} shares {len(shared)} images with the task's manifest "
                          "(e.g. " + manifest.file(next(r for r in manifest.rows if r.sha256 in shared)) + "): it must "
                          "hold other persons only; the generator may see no task image beyond its k-subset")
-    size = load_vae(vae_uri, cfg.vae.architecture).config.resolution
-    gpu = cfg.gpus_per_worker > 0
-    encoded = rows_dataset(other, rows, size, channels, with_hash=True).map_batches(
-        EncodeBatch, fn_constructor_kwargs={"vae_uri": vae_uri, "architecture": cfg.vae.architecture},
-        batch_size=64, compute=ray.data.ActorPoolStrategy(size=cfg.workers), num_gpus=1 if gpu else 0,
-        num_cpus=cfg.cpus_per_worker if not gpu else 1).map_batches(
+    size = VAE_ARCHITECTURES[cfg.vae.architecture].resolution
+    encoded = encoded_rows(cfg, other, rows, vae_uri, size, channels).map_batches(
         _relabel, fn_kwargs={"offset": manifest.num_classes}, batch_format="numpy").materialize()
     return encoded, other, rows
 

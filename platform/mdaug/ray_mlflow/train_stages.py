@@ -199,6 +199,17 @@ def train_vae(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str])
 
 
 # ---------------------------------------------------------------- latents
+def encoded_rows(cfg: TrainJobConfig, manifest: Manifest, rows: list, vae_uri: str, size: int,
+                 channels: str) -> ray.data.Dataset:
+    """The rows' images as VA-VAE latents (columns latent, label, index, sha256), encoded by an actor pool of
+    cfg.workers encoders (one GPU each when the job has GPUs)."""
+    gpu = cfg.gpus_per_worker > 0
+    return rows_dataset(manifest, rows, size, channels, with_hash=True).map_batches(
+        EncodeBatch, fn_constructor_kwargs={"vae_uri": vae_uri, "architecture": cfg.vae.architecture},
+        batch_size=64, compute=ray.data.ActorPoolStrategy(size=cfg.workers), num_gpus=1 if gpu else 0,
+        num_cpus=cfg.cpus_per_worker if not gpu else 1)
+
+
 def extract_latents(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str]) -> dict[str, Path]:
     """Encode the train and val images in one pass of one actor pool; latents/{train,val} Parquet + stats.json,
     in the job's storage."""
@@ -206,13 +217,9 @@ def extract_latents(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str,
     vae = load_vae(vae_uri, cfg.vae.architecture)  # refuses another architecture's checkpoint before any work
     out = cfg.out_path / "latents"
     size, ch = vae.config.resolution, data_channels(cfg, manifest)
-    gpu = cfg.gpus_per_worker > 0
     n_train = len(manifest.split("train"))
-    encoded = rows_dataset(manifest, manifest.split("train") + manifest.split("val"), size, ch,
-                           with_hash=True).map_batches(
-        EncodeBatch, fn_constructor_kwargs={"vae_uri": vae_uri, "architecture": cfg.vae.architecture},
-        batch_size=64, compute=ray.data.ActorPoolStrategy(size=cfg.workers), num_gpus=1 if gpu else 0,
-        num_cpus=cfg.cpus_per_worker if not gpu else 1).materialize()
+    encoded = encoded_rows(cfg, manifest, manifest.split("train") + manifest.split("val"), vae_uri, size,
+                           ch).materialize()
     for split, first, last in (("train", 0, n_train), ("val", n_train, None)):
         part = encoded.filter(partial(index_within, first=first, last=last)).map_batches(
             partial(shift_index, by=first), batch_format="numpy")
