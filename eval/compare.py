@@ -1,39 +1,7 @@
-"""Print the real-vs-augmented comparison table and verdict of the latest (or a given) evaluation, recomputed
-from what MLflow holds (its per-run results with per-image outcomes, and the verdict's context)."""
+"""`mdaug-compare` from the checkout (e.g. under `ray job submit --working-dir .`): mdaug/commands/compare.py.
+`--help` says more."""
 
-from __future__ import annotations
-
-import argparse
-import os
-from pathlib import Path
-
-from mlflow.tracking import MlflowClient
-
-from mdaug.evaluation.report import table_rows
-from mdaug.evaluation.verdict import conclude
-from mdaug.ray_mlflow.eval_job import latest_evaluation, results_from_mlflow
-from mdaug.secrets import location, redact
-from mdaug.tables import markdown_table
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--experiment", default="mdaug-eval", help="MLflow experiment (default %(default)s)")
-    ap.add_argument("--run", help="evaluation run id (default: the newest finished one)")
-    ap.add_argument("--tracking-uri", type=location,
-                    help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite in --tracking-dir)")
-    ap.add_argument("--tracking-dir", type=Path, default=Path("runs"), help="folder holding mlflow.db")
-    a = ap.parse_args()
-    uri = (a.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-           or f"sqlite:///{(a.tracking_dir / 'mlflow.db').resolve()}")
-    client = MlflowClient(uri)
-    parent = latest_evaluation(client, a.experiment, a.run)
-    results, context = results_from_mlflow(client, parent)
-    rows, lines = conclude(results, context)
-    print(f"evaluation {parent.info.run_id} ({parent.info.run_name}), {redact(uri)}")
-    print(markdown_table(table_rows(rows)))
-    print("\n".join(lines))
-
+from mdaug.commands.compare import main
 
 if __name__ == "__main__":
     main()

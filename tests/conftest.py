@@ -1,4 +1,5 @@
-"""Shared fixtures. Ray runs without auth tokens in tests (see ../shared/STACK.md)."""
+"""Shared fixtures. Ray runs without auth tokens in tests (RAY_AUTH_MODE=disabled: a local ray.init writes
+~/.ray/auth_token, after which `ray status` and `ray job submit` need the same mode)."""
 
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ def alike(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def ray_local():
-    """A local Ray with more CPU slots than cores, so Data tasks never starve (STACK.md 2-core hang)."""
+    """A local Ray with more CPU slots than cores, so Data tasks never starve (2 workers × 1 CPU on 2 cores
+    would starve them and hang)."""
     import ray
 
     ray.init(address="local", num_cpus=4, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False,

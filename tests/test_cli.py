@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -93,3 +94,27 @@ def test_train_job_help_documents_every_option():
     for opt in ("--stage", "--data", "--out", "--resume", "--config", "key=value"):
         assert opt in out
     assert "vae.lr=1e-3" in out
+
+
+HEAVY = {"torch", "ray", "mlflow", "lightning", "pandas"}
+ENTRY_POINTS = [["jobs/pipeline.py"], ["jobs/train.py"], ["jobs/generate.py"], ["tuning/sweep_sampling.py"],
+                ["eval/augmentation_gain.py"], ["eval/compare.py"]]
+
+
+CONSOLE = ["mdaug-pipeline", "mdaug-train", "mdaug-generate", "mdaug-sweep", "mdaug-evaluate", "mdaug-compare"]
+
+
+@pytest.mark.parametrize("argv", [*ENTRY_POINTS, *([c] for c in ("simulate", "validate", "split")),
+                                  *([c] for c in CONSOLE)], ids=lambda argv: argv[0])
+def test_help_imports_no_heavy_library(argv):
+    """`--help` answers before torch, Ray, MLflow, Lightning or pandas is imported (a fraction of a second;
+    bench/help_speed.py times them)."""
+    root = Path(__file__).resolve().parents[1]
+    command = ([sys.executable, root / argv[0]] if argv[0].endswith(".py") else
+               [MDAUG.parent / argv[0]] if argv[0].startswith("mdaug-") else [MDAUG, *argv])
+    run = subprocess.run([*command, "--help"], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in run.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "mdaug" in imported and "usage:" in run.stdout
+    assert not imported & HEAVY, f"{argv[0]} --help imports {sorted(imported & HEAVY)}"

@@ -299,6 +299,8 @@ def check_rayjob(text: str) -> None:
     argv = shlex.split(spec["entrypoint"])
     assert argv[0] == "python" and argv[1].startswith("jobs/") and (REPO / argv[1]).is_file(), argv
     source = (REPO / argv[1]).read_text()
+    if command := re.search(r"from mdaug\.commands\.(\w+) import main", source):  # jobs/*.py: a wrapper
+        source += (REPO / "platform/mdaug/commands" / f"{command.group(1)}.py").read_text()
     if "add_config_arguments(" in source:  # --config comes from mdaug.config
         source += (REPO / "platform/mdaug/config.py").read_text()
     assert all(f'"{a}"' in source for a in argv[2:] if a.startswith("--")), argv

@@ -103,6 +103,20 @@ ENTRY_POINTS = {  # script, its required options, the section its overrides are 
 }
 
 
+def test_overrides_after_the_synthetic_folders_are_overrides(tmp_path, monkeypatch, capsys):
+    """`--synthetic A B ks=[5] colour=red`: the folders end at the first key=value."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["augmentation_gain.py", "--data", "manifest.json", "--synthetic", "gen5",
+                                      "gen10", "ks=[5]", "colour=red"])
+    with pytest.raises(SystemExit) as stop:
+        runpy.run_path(str(REPO / "eval" / "augmentation_gain.py"), run_name="__main__")
+    assert stop.value.code == 2 and "unknown configuration key 'colour'" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "argv", ["augmentation_gain.py", "--data", "manifest.json", "--synthetic", "ks=[5]"])
+    with pytest.raises(SystemExit) as stop:
+        runpy.run_path(str(REPO / "eval" / "augmentation_gain.py"), run_name="__main__")
+    assert stop.value.code == 2 and "--synthetic needs at least one generated folder" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_every_entry_point_refuses_an_unknown_key_the_same_way(entry, tmp_path, monkeypatch, capsys):
     """Run in this process (each script's own main), before any work: exit 2 and the valid keys of its section."""

@@ -60,8 +60,8 @@ def sim_eval(tmp_path_factory, seed) -> dict[str, Path]:
     simulate_dataset(root / "data", SimConfig(persons=8, per_person=24, size=32, seed=seed), progress=False)
     manifest, _ = make_split(root / "data", val=0.1, test=0.3, progress=False)
     manifest.save(root / "manifest.json")
-    for name, first in (("synthetic", 100), ("oracle", 200)):
-        simulate_dataset(root / name, SimConfig(persons=8, per_person=6, size=32, first_sample=first, seed=seed),
+    for name, first, n in (("synthetic", 100, 12), ("oracle", 200, 12)):  # 3 a classifier seed, 4 seeds
+        simulate_dataset(root / name, SimConfig(persons=8, per_person=n, size=32, first_sample=first, seed=seed),
                          progress=False)
     as_generated(root / "synthetic", root / "manifest.json", seen_per_person=3)
     replicates = [str(as_generated(shutil.copytree(root / "synthetic", root / f"synthetic_r{r}"),
@@ -101,9 +101,9 @@ def test_controls_run_at_control_ks_and_the_primary_pair_everywhere():
 
 
 def test_harness_detects_oracle_gain_and_no_aa_gain(sim_eval, ray_local, tmp_path):
-    """4 generator replicates (a perfect generator: fresh simulator recordings) × 2 classifier seeds, both
+    """4 generator replicates (a perfect generator: fresh simulator recordings) × 4 classifier seeds, both
     classifier architectures on the primary pair; the pre-registration, the controls, the look count."""
-    cfg = replace(load_config("tiny", ["ks=[3]", "control_ks=[3]", "seeds=2", "steps=60", "max_steps=120",
+    cfg = replace(load_config("tiny", ["ks=[3]", "control_ks=[3]", "seeds=4", "steps=60", "max_steps=120",
                                        "probe_seeds=2", "experiment=eval-test",
                                        "arms=[real,real+synthetic,placebo,permuted-persons,oracle,A/A]"], "evaluation"),
                   data=str(sim_eval["manifest"]), synthetic=tuple(sim_eval["replicates"]),
@@ -121,7 +121,7 @@ def test_harness_detects_oracle_gain_and_no_aa_gain(sim_eval, ray_local, tmp_pat
     margin("harness", "permuted persons vs the primary (points)", permuted.gain, "significant loss")
     margin("harness", "perfect generator's gain (points)", perfect.gain, "significant")
     margin("harness", "perfect generator's adjusted p", perfect.p_adj, "< 0.05")
-    assert oracle.significant_gain and oracle.replicates == 4 and oracle.runs == 8, oracle
+    assert oracle.significant_gain and oracle.replicates == 4 and oracle.runs == 16, oracle
     assert not placebo.significant, placebo
     assert permuted.versus == "real+synthetic@1" and permuted.significant and permuted.gain < 0, permuted
     assert perfect.family == "primary" and perfect.status == "gain" and perfect.p_improve == 1.0, perfect
@@ -150,8 +150,9 @@ def test_harness_detects_oracle_gain_and_no_aa_gain(sim_eval, ray_local, tmp_pat
     assert "primary (pre-registered), cnn2d classifier" in parent.data.tags["verdict"]
     children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{outcome.run_id}'",
                                   max_results=1000)
-    # the plan's 64 runs and the sensitivity runs: 2 step factors × the primary pair × 4 replicates
-    assert len(children) == 8 * 8 + 2 * 2 * 4
+    # the plan's 128 runs (8 arm × classifier pairs × 4 replicates × 4 seeds) and the sensitivity runs: 2 step factors ×
+    # the primary pair × 4 replicates
+    assert len(children) == 8 * 16 + 2 * 2 * 4
     assert {c.data.params["arm"] for c in children} >= {"oracle", "placebo", "real"}
     assert {"report.html", "comparison.csv", "results.json", "preregistration.json", "verdict.txt"} <= {
         a.path for a in client.list_artifacts(outcome.run_id)}
@@ -161,6 +162,12 @@ def test_harness_detects_oracle_gain_and_no_aa_gain(sim_eval, ray_local, tmp_pat
                           "--tracking-dir", tmp_path], capture_output=True, text=True, env=env)
     assert cmp.returncode == 0, cmp.stderr[-2000:]
     assert all(line in cmp.stdout for line in outcome.verdict) and "| oracle@1 | 3 | temporal |" in cmp.stdout
+    for argv, said in ((["--experiment", "nope", "--tracking-dir", tmp_path], "no MLflow experiment 'nope'"),
+                       (["--tracking-dir", tmp_path / "elsewhere"], "no MLflow store at")):
+        wrong = subprocess.run([sys.executable, REPO / "eval" / "compare.py", *argv], capture_output=True, text=True,
+                               env=env)
+        assert wrong.returncode == 2 and said in wrong.stderr and "Traceback" not in wrong.stderr, wrong.stderr
+    assert not (tmp_path / "elsewhere").exists()  # no empty store made where there was none
     check_report_renders(outcome.report, outcome.verdict[1], oracle.gain)
     # a second evaluation of the same test split is a second look
     again = run_evaluation(replace(cfg, out=str(tmp_path / "eval2"), arms=("real", "real+synthetic"), seeds=1,

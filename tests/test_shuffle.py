@@ -62,7 +62,7 @@ def run(tmp: Path, seed: int) -> dict[int, list]:
     tmp.mkdir(parents=True)
     cfg = TrainJobConfig(stage="dit", out=str(tmp), workers=2, seed=seed, keep_checkpoints=1)
     fit_with_ray(cfg, record_loop, {"epochs": EPOCHS, "batch_size": BATCH, "record": str(tmp)},
-                 {"train": sorted_by_person(), "val": sorted_by_person()})
+                 {"train": sorted_by_person(), "val": sorted_by_person()}, {"data": "sorted_by_person"})
     return {r: json.loads((tmp / f"rank{r}.json").read_text()) for r in (0, 1)}
 
 

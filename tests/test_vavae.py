@@ -121,16 +121,31 @@ def test_generator_loss_switches_on_gan_and_vf():
 
 
 def test_perceptual_loss_from_user_file(tmp_path):
+    """A torch.export program (.pt2), also from a storage URI (downloaded for the worker); gradients reach the
+    reconstruction; a legacy TorchScript file loads with a deprecation note."""
+    from mdaug.storage import local_copy
+
     class L2(torch.nn.Module):
         def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             return (x - y).pow(2).flatten(1).mean(1)
 
-    torch.jit.script(L2()).save(str(tmp_path / "lpips.pt"))
-    p = PerceptualLoss(tmp_path / "lpips.pt")
     x = torch.zeros(2, 3, 8, 8)
-    assert p(x, x + 1).flatten().tolist() == [1.0, 1.0]
-    with pytest.raises(FileNotFoundError, match="torch.jit.script"):
-        PerceptualLoss(tmp_path / "missing.pt")
+    torch.export.save(torch.export.export(L2(), (x, x.clone())), str(tmp_path / "lpips.pt2"))
+    with local_copy(f"file://{tmp_path / 'lpips.pt2'}") as local:
+        assert local.parent != tmp_path and local.name == "lpips.pt2"
+        p = PerceptualLoss(local)
+    assert not local.exists()  # the download is gone; the network stays loaded
+    y = (x + 1).requires_grad_()
+    d = p(x, y)
+    assert d.flatten().tolist() == [1.0, 1.0]
+    d.sum().backward()
+    assert torch.allclose(y.grad, torch.full_like(y, 2 / (3 * 8 * 8)))
+    torch.jit.script(L2()).save(str(tmp_path / "lpips.pt"))
+    with pytest.warns(DeprecationWarning, match="export the network with torch.export"):
+        legacy = PerceptualLoss(tmp_path / "lpips.pt")
+    assert legacy(x, x + 1).flatten().tolist() == [1.0, 1.0]
+    with pytest.raises(FileNotFoundError, match="torch.export.save"):
+        PerceptualLoss(tmp_path / "missing.pt2")
 
 
 def test_dinov2_from_local_weights(tmp_path):

@@ -8,8 +8,10 @@ import argparse
 import functools
 import json
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import asdict
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +22,26 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 from mdaug.bounds import SettingError
 from mdaug.secrets import USE_THE_ENVIRONMENT, check_location
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(str(resources.files("mdaug") / "configs"))  # package data (in the checkout: a link to configs/)
 DEFAULT_CONFIG = "tiny"
 
 
 def config_file(name: str | Path) -> Path:
     """A YAML file, or the name of one in configs/ (tiny, small, paper): the working folder's configs/ first (a Ray
-    job's working_dir), then the repository's."""
+    job's working_dir, or your own edited copies; said on stderr when it is not the packaged file), then the
+    package's."""
     path = Path(name)
     if path.is_file():
         return path
-    for folder in (Path.cwd() / "configs", CONFIGS):
-        if (folder / f"{name}.yaml").is_file():
-            return folder / f"{name}.yaml"
+    packaged = CONFIGS / f"{name}.yaml"
+    local = Path.cwd() / "configs" / f"{name}.yaml"
+    if local.is_file():
+        if not packaged.is_file() or local.resolve() != packaged.resolve():
+            print(f"configuration {name}: {local} (the working folder's configs/, not the packaged {packaged})",
+                  file=sys.stderr)
+        return local
+    if packaged.is_file():
+        return packaged
     known = ", ".join(sorted(p.stem for p in CONFIGS.glob("*.yaml")))
     raise FileNotFoundError(f"configuration {str(name)!r} not found: give a YAML file or one of {known} "
                             f"(in {CONFIGS})")

@@ -10,6 +10,9 @@ import io
 import os
 import secrets
 import stat
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -176,3 +179,14 @@ def download(location: str | Path, local: Path) -> Path:
     else:
         write_bytes(local, read_bytes(location))
     return local
+
+
+@contextmanager
+def local_copy(location: str | Path | None) -> Iterator[Path | None]:
+    """A local path for a file or folder a library can only open from disk (DINOv2 weights, a perceptual-loss
+    network): a local path as it is; a URI downloaded into a temporary folder, removed when the block ends."""
+    if location is None or not is_uri(location):
+        yield None if location is None else Path(location)
+        return
+    with tempfile.TemporaryDirectory(prefix="mdaug-weights-") as tmp:
+        yield download(location, Path(tmp) / (Path(str(location).rstrip("/")).name or "weights"))

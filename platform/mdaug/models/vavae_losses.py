@@ -3,6 +3,7 @@ with adaptive weight, and the vision-foundation (VF) alignment loss with adaptiv
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,8 +78,9 @@ def vf_loss(z_proj: torch.Tensor, feats: torch.Tensor, distmat_margin: float, co
 
 
 class PerceptualLoss(nn.Module):
-    """A user-supplied TorchScript module (e.g. an exported LPIPS) mapping (x, x̂) in [-1, 1] to a
-    per-sample distance. No weights are ever downloaded."""
+    """A user-supplied network (e.g. an exported LPIPS) mapping (x, x̂) in [-1, 1] to a per-sample distance, from a
+    `torch.export` program (`.pt2`); a TorchScript file still loads (torch deprecates TorchScript). No weights are
+    ever downloaded."""
 
     def __init__(self, path: str | Path) -> None:
         super().__init__()
@@ -86,9 +88,17 @@ class PerceptualLoss(nn.Module):
         if not path.is_file():
             raise FileNotFoundError(
                 f"perceptual-loss weights {path} not found: export your LPIPS (or other) network with "
-                "torch.jit.script(...).save(path) and pass that file, or train without a perceptual loss"
+                "torch.export.save(torch.export.export(net, (x, y)), 'lpips.pt2') and pass that file, or train "
+                "without a perceptual loss"
             )
-        self.net = torch.jit.load(str(path), map_location="cpu").eval()
+        if path.suffix == ".pt2":
+            self.net = torch.export.load(str(path)).module()
+        else:
+            warnings.warn(f"{path}: TorchScript is deprecated in torch; export the network with torch.export to a "
+                          ".pt2 file", DeprecationWarning, stacklevel=2)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self.net = torch.jit.load(str(path), map_location="cpu").eval()
         for p in self.net.parameters():
             p.requires_grad_(False)
 

@@ -1,10 +1,11 @@
 """The one-command pipeline: simulate → validate → split → VA-VAE → latents → DiT → sweep → generate →
-evaluate → report, each stage skipped when its output matches its configuration. `run_pipeline` is imported on
-first use: loading the configuration (mdaug.config) must not import Ray, MLflow and Lightning."""
+evaluate → report, each stage skipped when its output matches its configuration. `PipelineConfig` and
+`run_pipeline` are imported on first use: `--help` imports neither torch nor Ray, MLflow and Lightning, and loading
+the configuration (mdaug.config) imports no Ray, MLflow or Lightning."""
 
 from typing import Any
 
-from mdaug.pipeline.config import STAGES, PipelineConfig
+from mdaug.pipeline.stages import STAGES
 
 __all__ = ["STAGES", "PipelineConfig", "run_pipeline"]
 
@@ -14,4 +15,8 @@ def __getattr__(name: str) -> Any:
         from mdaug.pipeline.runner import run_pipeline
 
         return run_pipeline
+    if name == "PipelineConfig":
+        from mdaug.pipeline.config import PipelineConfig
+
+        return PipelineConfig
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

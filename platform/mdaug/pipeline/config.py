@@ -24,9 +24,6 @@ from mdaug.flow.sampler import SamplingConfig
 from mdaug.ray_mlflow.config import SweepConfig, TrainJobConfig
 from mdaug.sim import SimConfig
 
-STAGES = ("simulate", "validate", "split", "classifier", "vae", "latents", "dit", "sweep", "generate", "evaluate",
-          "report")
-
 
 @dataclass(frozen=True)
 class PipelineConfig:

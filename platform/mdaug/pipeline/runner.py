@@ -12,8 +12,9 @@ from pathlib import Path
 
 from mdaug.config import to_yaml
 from mdaug.locks import OutputLocked, exclusive  # noqa: F401 - OutputLocked: importable from here
-from mdaug.pipeline.config import STAGES, PipelineConfig
+from mdaug.pipeline.config import PipelineConfig
 from mdaug.pipeline.ownership import Ownership, check_claimable
+from mdaug.pipeline.stages import STAGES
 from mdaug.pipeline.steps import (
     STAGE_FUNCTIONS,
     Context,
@@ -24,6 +25,7 @@ from mdaug.pipeline.steps import (
     train_job,
 )
 from mdaug.ray_mlflow.preflight import check_vae_files
+from mdaug.ray_mlflow.ray_train import NOT_RESULTS
 from mdaug.ray_mlflow.tracking import DESCRIPTION, folder_store, mlflow_run, shown_tracking_uri
 from mdaug.storage import exists, join, write_text
 
@@ -36,11 +38,6 @@ def _folder_fingerprint(root: Path) -> list:
     """Names, sizes and modification times of every file under root: a changed data folder is revalidated."""
     return [(p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
             for p in sorted(root.rglob("*")) if p.is_file()] if root.is_dir() else []
-
-
-# where a training job reads and writes, and what does not change its result
-NOT_RESULTS = ("stage", "data", "out", "tracking_dir", "storage", "experiment", "resume", "resource_wait_s",
-               "max_failures", "keep_checkpoints")
 
 
 def training_settings(cfg: PipelineConfig, paths: Paths) -> dict:
@@ -169,6 +166,7 @@ def _run(cfg: PipelineConfig, out: Path, stages: list[str], start: str | None, o
                 continue
             echo(f"[{stage}] running")
             t0 = time.perf_counter()
+            ctx.key = keys[stage]
             STAGE_FUNCTIONS[stage](ctx)
             log.record(stage, keys[stage], time.perf_counter() - t0, stages[stages.index(stage) + 1:])
             client.log_metric(run_id, f"seconds.{stage}", time.perf_counter() - t0)

@@ -108,6 +108,7 @@ class Context:
     echo: Callable[[str], None]
     owner: Ownership  # what under the output folder the pipeline made: all it may delete or replace
     report: ValidationReport | None = None  # the validate stage's, reused by split in the same run
+    key: str = ""  # the running stage's key (runner.stage_keys): its settings and everything upstream
 
 
 def generators(cfg: PipelineConfig) -> list[tuple[int, int]]:
@@ -248,16 +249,26 @@ def train(stage: str) -> Callable[[Context], None]:
 
 
 def dit(ctx: Context) -> None:
-    """The DiTs of every generator k and replicate, each trained on its own k-subset of the train images."""
+    """The DiTs of every generator k and replicate, each trained on its own k-subset of the train images. A DiT
+    this stage finished before it was interrupted (same stage key) is kept; an unfinished one resumes from its last
+    epoch (ray_train.RunMarker)."""
     ctx.owner.claim(ctx.paths.train)
     ctx.owner.clear(ctx.paths.output_of("dit"))
-    for k, r in generators(ctx.cfg):
+    finished = {(k, r): ctx.paths.dit(k, r).parent / "finished_in_stage" for k, r in generators(ctx.cfg)}
+    for (k, r), marker in finished.items():
+        key = f"{ctx.key}:{k}:{r}"
+        if marker.is_file() and marker.read_text() == key and ctx.paths.dit(k, r).is_file():
+            ctx.echo(f"DiT k={k_label(k)} replicate {r}: finished before the interruption with these settings, kept")
+            continue
         _train(ctx, "dit", k, r)
+        write_text(marker, key)
         identity = load_dit(ctx.paths.dit(k, r))[2].get("identity_metrics")
         if identity:
             ctx.echo(f"DiT k={k_label(k)} replicate {r}: identity ratio {identity['identity_ratio']:.2f} at its last "
                      f"epoch (the person classifier recognises {identity['identity_accuracy']:.0%} of its samples)")
     write_text(ctx.paths.output_of("dit"), ",".join(map(str, ctx.cfg.dit_ks)))
+    for marker in finished.values():  # the stage is done: a later run of it (new settings, --from) trains anew
+        marker.unlink(missing_ok=True)
 
 
 def sampling_settings(ctx: Context) -> SamplingConfig:

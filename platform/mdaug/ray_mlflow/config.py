@@ -90,8 +90,8 @@ class VAEStage:
     disc_start: int = 5001  # generator steps before the PatchGAN joins
     kl_weight: float = 1e-6
     vf_encoder: str = "none"  # dinov2 | none
-    vf_weights: str | None = None  # local DINOv2 folder (Hugging Face format)
-    perceptual_weights: str | None = None  # TorchScript file; none → no perceptual loss
+    vf_weights: str | None = None  # DINOv2 folder (Hugging Face format), path or storage URI
+    perceptual_weights: str | None = None  # torch.export program (.pt2), path or URI; none → no perceptual loss
     checkpoint: str | None = None  # an official VA-VAE checkpoint: fine-tune from it
 
     def __post_init__(self) -> None:
@@ -222,8 +222,8 @@ class TrainJobConfig:
 
     @property
     def run_name_file(self) -> Path:
-        """Where the stage's Ray run name is kept, for --resume."""
-        return self.out_path / self.stage / "ray_run_name"
+        """Where the stage's unfinished Ray run is named (ray_train.RunMarker); each DiT in its own folder."""
+        return (self.dit_dir if self.stage == "dit" else self.out_path / self.stage) / "ray_run_name"
 
     def artifact(self, *parts: str) -> str:
         """The storage location of an artifact (under `storage`, else under `out`)."""

@@ -22,7 +22,7 @@ from mdaug.models.vavae import VAE_ARCHITECTURES, load_vae, vae_record
 from mdaug.ray_mlflow.config import TrainJobConfig
 from mdaug.ray_mlflow.data_staging import manifest_location, publish_manifest
 from mdaug.ray_mlflow.preflight import check_batch
-from mdaug.ray_mlflow.ray_train import best_lightning_checkpoint, fit_with_ray, lightning_fit
+from mdaug.ray_mlflow.ray_train import RunMarker, best_lightning_checkpoint, fit_with_ray, lightning_fit
 from mdaug.ray_mlflow.tracking import EpochLogger, last_metrics
 from mdaug.ray_mlflow.train_stages import classifier_uri, encoded_rows, identity_judge, judge_from, read_stats
 from mdaug.storage import exists, publish
@@ -133,7 +133,10 @@ def train_dit(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str])
                 "steps_per_epoch": cfg.dit.steps_per_epoch, "latent_shape": info["latent_shape"],
                 "num_classes": classes, "task_classes": manifest.num_classes, "vae_uri": info["vae_uri"],
                 "channels": info["channels"], "judge": identity_judge(cfg, manifest), **tracking}
-    result = fit_with_ray(cfg, dit_loop, loop_cfg, datasets)
+    inputs = {"manifest": manifest.content_hash(), "latents": info,
+              "other": provenance_other.get("dit_other", {}).get("manifest_hash")}
+    result = fit_with_ray(cfg, dit_loop, loop_cfg | {"label": f"dit k={cfg.dit.train_per_person or 'all'}"
+                                                              f" replicate {cfg.dit.replicate}"}, datasets, inputs)
     module = _dit_module(cfg.to_dict(), stats, info["latent_shape"], classes, manifest.num_classes)
     ckpt = torch.load(best_lightning_checkpoint(result), map_location="cpu", weights_only=True)
     module.load_state_dict(ckpt["state_dict"])
@@ -158,4 +161,5 @@ def train_dit(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str])
                                           else "png", "job": asdict(cfg.dit), "provenance": provenance,
                                           "identity_metrics": identity})
     publish(out / "dit.pt", cfg.artifact(out.name, "dit.pt"))
+    RunMarker(cfg).finish()
     return {"dit": out / "dit.pt"}

@@ -10,7 +10,8 @@ import ray
 
 def connect_ray(min_slots: float = 0) -> None:
     """Start a local Ray with at least min_slots CPU slots (more than the cores when needed, so Train workers
-    never starve Ray Data's read tasks: STACK.md's 2-core hang), unless Ray is already up or RAY_ADDRESS is set.
+    never starve Ray Data's read tasks: two workers at 1 CPU each on 2 cores would leave the read task that feeds them
+    no slot, and the job would hang), unless Ray is already up or RAY_ADDRESS is set.
     A private instance: without RAY_ADDRESS, a cluster someone else started on this machine is not joined."""
     if ray.is_initialized():
         return

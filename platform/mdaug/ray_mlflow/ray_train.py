@@ -1,8 +1,11 @@
 """Ray Train + Lightning DDP: one TorchTrainer per stage, checkpoints kept by validation loss,
-restarts from the latest checkpoint after a worker failure, MLflow logging from rank 0."""
+restarts from the latest checkpoint after a worker failure, MLflow logging from rank 0; a job killed with its
+driver resumes from its last epoch when run again with the same settings and inputs (`RunMarker`)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 import warnings
@@ -18,8 +21,13 @@ from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, RayTrai
 from ray.train.torch import TorchTrainer
 
 from mdaug.ray_mlflow.config import TrainJobConfig
-from mdaug.storage import write_text
+from mdaug.storage import delete_dir, exists, join, write_text
 from mdaug.training.batches import ordered_loader, shuffled_loader
+from mdaug.training.epoch_seed import EpochSeed
+
+# a job's settings that do not change what it trains: where it reads and writes, how it is run and restarted
+NOT_RESULTS = ("stage", "data", "out", "tracking_dir", "storage", "experiment", "resume", "resource_wait_s",
+               "max_failures", "keep_checkpoints")
 
 
 def shard_tensors(name: str) -> dict[str, torch.Tensor]:
@@ -58,7 +66,8 @@ def lightning_fit(module: pl.LightningModule, config: dict[str, Any], callbacks:
         max_epochs=config["epochs"], accelerator="gpu" if gpu else "cpu", devices="auto",
         strategy=RayDDPStrategy(find_unused_parameters=config.get("find_unused", False)),
         plugins=[RayLightningEnvironment()], precision="bf16-mixed" if gpu else "32-true",
-        callbacks=[RayTrainReportCallback(), *callbacks], enable_checkpointing=False, logger=False,
+        callbacks=[EpochSeed(cfg["seed"], config.get("label", cfg["stage"])), RayTrainReportCallback(), *callbacks],
+        enable_checkpointing=False, logger=False,
         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
         use_distributed_sampler=False,
     )
@@ -72,19 +81,58 @@ def lightning_fit(module: pl.LightningModule, config: dict[str, Any], callbacks:
                     ckpt_path=str(Path(ckpt_dir) / RayTrainReportCallback.CHECKPOINT_NAME))
 
 
-def run_name_for(cfg: TrainJobConfig) -> str:
-    """A fresh run gets a new name; --resume reuses the stage's last one (Ray resumes by name)."""
-    marker = cfg.run_name_file
-    if cfg.resume:  # the pre-flight (check_resume) made sure there is one
-        return marker.read_text().strip()
-    name = f"{cfg.stage}-{time.strftime('%Y%m%d-%H%M%S')}"
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    write_text(marker, name)
-    return name
+class RunMarker:
+    """OUT/<stage folder>/ray_run_name: the Ray Train run a job started, and the key of what it trains (its settings
+    and inputs). Written when the run starts, removed when its result is exported and its Ray folder deleted: a
+    marker that exists belongs to a run that did not finish."""
+
+    def __init__(self, cfg: TrainJobConfig) -> None:
+        self.cfg, self.path = cfg, cfg.run_name_file
+
+    def read(self) -> dict[str, str]:
+        if not self.path.is_file():
+            return {}
+        text = self.path.read_text().strip()
+        return json.loads(text) if text.startswith("{") else {"name": text, "key": ""}
+
+    def name(self, key: str) -> str:
+        """--resume: the stage's last run; an unfinished run of the same key: that run, whose latest checkpoint
+        Ray Train restores; otherwise a new name."""
+        earlier = self.read()
+        if self.cfg.resume:  # the pre-flight (check_resume) made sure there is one
+            return earlier["name"]
+        if earlier and earlier["key"] == key and exists(self.run_dir(earlier["name"])):
+            print(f"[{self.cfg.stage}] resuming Ray Train run {earlier['name']} (killed before it finished; same "
+                  "settings and inputs) from its last checkpoint", flush=True)
+            return earlier["name"]
+        if earlier:  # an unfinished run of other settings or inputs: it cannot be resumed, its checkpoints go
+            delete_dir(self.run_dir(earlier["name"]))
+        name = f"{self.cfg.stage}-{time.strftime('%Y%m%d-%H%M%S')}"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_text(self.path, json.dumps({"name": name, "key": key}))
+        return name
+
+    def run_dir(self, name: str) -> str:
+        return join(self.cfg.artifact("ray"), name)
+
+    def finish(self) -> None:
+        """The result is exported: the run's checkpoints go, and with them the marker."""
+        if earlier := self.read():
+            delete_dir(self.run_dir(earlier["name"]))
+        self.path.unlink(missing_ok=True)
 
 
-def fit_with_ray(cfg: TrainJobConfig, loop, loop_config: dict[str, Any], datasets: dict[str, ray.data.Dataset]):
-    """Run the stage's TorchTrainer; returns Ray's Result (raises if training failed)."""
+def resume_key(cfg: TrainJobConfig, inputs: dict[str, Any]) -> str:
+    """sha256 (16 hex) of what a job trains: its settings but those in NOT_RESULTS, and its inputs' hashes."""
+    settings = {k: v for k, v in cfg.to_dict().items() if k not in NOT_RESULTS}
+    return hashlib.sha256(json.dumps([settings, inputs], sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def fit_with_ray(cfg: TrainJobConfig, loop, loop_config: dict[str, Any], datasets: dict[str, ray.data.Dataset],
+                 inputs: dict[str, Any]):
+    """Run the stage's TorchTrainer (resuming an unfinished run of the same settings and `inputs`, the hashes of
+    what it reads); returns Ray's Result (raises if training failed). Call `RunMarker(cfg).finish()` once the
+    result is exported."""
     # read once here, not once per worker: every worker then copies finished blocks from the object store
     datasets = {name: ds.materialize() for name, ds in datasets.items()}
     for ds in datasets.values():  # quiet copies: no progress bars per worker in the job's log
@@ -96,7 +144,7 @@ def fit_with_ray(cfg: TrainJobConfig, loop, loop_config: dict[str, Any], dataset
         scaling_config=ray.train.ScalingConfig(num_workers=cfg.workers, use_gpu=cfg.gpus_per_worker > 0,
                                                resources_per_worker=resources),
         run_config=ray.train.RunConfig(
-            name=run_name_for(cfg), storage_path=cfg.artifact("ray"),
+            name=RunMarker(cfg).name(resume_key(cfg, inputs)), storage_path=cfg.artifact("ray"),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.keep_checkpoints,
                                                          checkpoint_score_attribute="val_loss",
                                                          checkpoint_score_order="min"),

@@ -65,7 +65,7 @@ def git_commit() -> str:
 def mlflow_run(out: Path, experiment: str, run_name: str, tags: dict[str, str],
                parent_run_id: str | None = None) -> Iterator[tuple[MlflowClient, str]]:
     """Start a run; end it FINISHED, or FAILED with the error as a tag, or KILLED on interrupt."""
-    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)  # would override the experiment (STACK.md)
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)  # set by mlflow.set_experiment; it would win over `experiment`
     client = MlflowClient(tracking_uri(out))
     exp = experiment_id(client, experiment, out)
     all_tags = {"mlflow.runName": run_name, "git_commit": git_commit(), **tags}

@@ -25,9 +25,9 @@ from mdaug.models.vavae_losses import IdentityLoss, VAELossConfig
 from mdaug.ray_mlflow.config import TrainJobConfig
 from mdaug.ray_mlflow.data_staging import manifest_location, publish_manifest
 from mdaug.ray_mlflow.preflight import check_batch
-from mdaug.ray_mlflow.ray_train import best_lightning_checkpoint, fit_with_ray, lightning_fit
+from mdaug.ray_mlflow.ray_train import RunMarker, best_lightning_checkpoint, fit_with_ray, lightning_fit
 from mdaug.ray_mlflow.tracking import EpochLogger, last_metrics, reconstruction_grid
-from mdaug.storage import delete_dir, exists, publish, read_text, write_text
+from mdaug.storage import delete_dir, exists, local_copy, publish, read_text, write_text
 from mdaug.training.classifier import accuracy, train_classifier
 from mdaug.training.identity import reconstruction_identity
 
@@ -126,11 +126,12 @@ def _vae_module(job: dict[str, Any], identity_ref: ray.ObjectRef | None = None):
     v = job["vae"]
     loss = replace(VAELossConfig(), disc_start=v["disc_start"], kl_weight=v["kl_weight"],
                    identity_weight=v["identity_weight"])
-    perceptual = PerceptualLoss(v["perceptual_weights"]) if v["perceptual_weights"] else None
+    with local_copy(v["perceptual_weights"]) as lpips, local_copy(v["vf_weights"]) as vf:  # storage URIs too
+        perceptual = PerceptualLoss(lpips) if lpips else None
+        foundation = build_foundation(v["vf_encoder"], vf)
     identity = IdentityLoss(judge_from(identity_ref)["classifier"]) if identity_ref is not None else None
     module = VAEModule(VAE_ARCHITECTURES[v["architecture"]], loss, lr=v["lr"], betas=tuple(v["betas"]),
-                       foundation=build_foundation(v["vf_encoder"], v["vf_weights"]), perceptual=perceptual,
-                       identity=identity, schedule=v["schedule"])
+                       foundation=foundation, perceptual=perceptual, identity=identity, schedule=v["schedule"])
     if v["checkpoint"]:
         c = VAE_ARCHITECTURES[v["architecture"]]
         official = load_official_vavae(v["checkpoint"], ch=c.ch, ch_mult=c.ch_mult, num_res_blocks=c.num_res_blocks,
@@ -179,7 +180,8 @@ def train_vae(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str])
                 "steps_per_epoch": cfg.vae.steps_per_epoch, "find_unused": cfg.vae.vf_encoder == "none",
                 "identity_encoder": _identity_encoder(cfg, m, rows, size, ch),
                 "judge": identity_judge(cfg, manifest)}
-    result = fit_with_ray(cfg, vae_loop, loop_cfg, datasets)
+    inputs = {"data": m.content_hash(), "rows": [r.sha256 for r in rows], "val": manifest.content_hash()}
+    result = fit_with_ray(cfg, vae_loop, loop_cfg, datasets, inputs)
     state = torch.load(best_lightning_checkpoint(result), map_location="cpu", weights_only=True)["state_dict"]
     vae = AutoencoderKL(VAE_ARCHITECTURES[cfg.vae.architecture])
     vae.load_state_dict({k.removeprefix("vae."): v for k, v in state.items() if k.startswith("vae.")})
@@ -195,6 +197,7 @@ def train_vae(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str])
     save_vae(vae, out / "vae.pt", cfg.vae.architecture, {"manifest_hash": m.content_hash(), "provenance": provenance,
                                                          "identity_metrics": identity})
     publish(out / "vae.pt", cfg.artifact("vae", "vae.pt"))
+    RunMarker(cfg).finish()
     return {"vae": out / "vae.pt"}
 
 

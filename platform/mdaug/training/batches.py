@@ -65,14 +65,21 @@ def shuffled_loader(tensors: dict[str, torch.Tensor], batch_size: int, steps: in
     """`steps` full batches per epoch, freshly shuffled every epoch (see the module docstring)."""
     sampler = EpochShuffle(len(next(iter(tensors.values()))), steps * batch_size, seed, rank, world)
     return DataLoader(TensorDict(tensors), batch_sampler=BatchSampler(sampler, batch_size, drop_last=True),
-                      collate_fn=_as_is)
+                      collate_fn=_as_is, generator=_own_generator(seed))
 
 
 def ordered_loader(tensors: dict[str, torch.Tensor], batch_size: int, rank: int = 0, world: int = 1) -> DataLoader:
     """This rank's every world-th row, in order (validation)."""
     mine = {k: t[rank::world] for k, t in tensors.items()}
     return DataLoader(TensorDict(mine), batch_sampler=BatchSampler(range(len(TensorDict(mine))), batch_size, False),
-                      collate_fn=_as_is)
+                      collate_fn=_as_is, generator=_own_generator(0))
+
+
+def _own_generator(seed: int) -> torch.Generator:
+    """A loader draws a seed each time it is iterated; from its own generator, not torch's global one, so when
+    Lightning starts an epoch's iterator (before the epoch's seeding on a resumed run, after it otherwise) does
+    not change the epoch's random numbers (training.epoch_seed)."""
+    return torch.Generator().manual_seed(seed)
 
 
 def _as_is(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
