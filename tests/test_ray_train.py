@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -42,6 +43,7 @@ def test_stages_write_checkpoints_latents_provenance_and_mlflow_runs(trained):
         assert run.info.status == "FINISHED", stage
         tags = run.data.tags
         assert tags["git_commit"] and len(tags["config_hash"]) == 16 and len(tags["manifest_hash"]) == 64
+        assert tags["mlflow.user"] and tags["mlflow.source.name"], tags  # the UI's "Created by" and "Source"
         assert run.data.params["stage"] == stage and run.data.params["vae.lr"] == "0.002"
         arts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"config.yaml", "manifest.json"} <= arts
@@ -51,7 +53,9 @@ def test_stages_write_checkpoints_latents_provenance_and_mlflow_runs(trained):
         assert sorted(m.step for m in history) == [0, 1]
         assert client.get_metric_history(rid, "throughput_img_s")[0].value > 0
         assert client.get_metric_history(rid, "epoch_time_s")[0].value > 0
-        assert {a.path for a in client.list_artifacts(rid, "grids")} == {"grids/epoch_000.png", "grids/epoch_001.png"}
+        key = {"vae": "reconstructions", "dit": "samples"}[stage]  # log_image: the UI's step slider
+        images = [a.path for a in client.list_artifacts(rid, "images") if a.path.endswith(".png")]
+        assert sorted(re.search(rf"images/{key}\+step\+(\d+)\+", p).group(1) for p in images) == ["0", "1"], images
     assert "train/d_loss" in runs["vae"].data.metrics  # the discriminator joined after disc_start
     vae = load_vae(out / "vae" / "vae.pt", "tiny")
     stats = json.loads((out / "latents" / "stats.json").read_text())
@@ -181,3 +185,14 @@ def test_checkpoint_of_another_architecture_is_refused(trained, tmp_path):
     torch.save({"format": "other"}, tmp_path / "x.pt")
     with pytest.raises(ValueError, match="not an mdaug VAE checkpoint"):
         load_vae(tmp_path / "x.pt")
+
+
+def test_an_epoch_line_says_where_training_is_and_when_it_ends():
+    from mdaug.ray_mlflow.tracking import epoch_line
+
+    metrics = {"train_loss": 0.81234, "val_loss": 0.9, "identity_ratio": 0.716, "throughput_img_s": 409.6}
+    assert (epoch_line("dit k=5 replicate 0", 2, 40, metrics, [3.0, 4.0, 3.5])
+            == "[dit k=5 replicate 0] epoch 3/40 · train loss 0.8123 · val loss 0.9000 · identity 0.72 · 410 img/s"
+               " · ETA 2m10s")
+    last = epoch_line("vae", 7, 8, {"train_loss": 1.0}, [2.0])
+    assert last == "[vae] epoch 8/8 · train loss 1.0000 · 0 img/s · ETA 0s"

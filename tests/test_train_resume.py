@@ -50,6 +50,11 @@ def test_a_killed_training_job_resumes_at_its_next_epoch_and_ends_where_an_unint
     reference = tmp_path / "uninterrupted"
     done = subprocess.run(_job(trained, reference), capture_output=True, text=True, env=ENV, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    epochs = re.findall(r"\[dit k=2 replicate 0\] epoch (\d+)/8 · train loss [\d.]+ · val loss [\d.]+ · .*img/s · ETA",
+                        done.stdout + done.stderr)  # one progress line per epoch, from rank 0
+    assert epochs == [str(e) for e in range(1, EPOCHS + 1)], (epochs, done.stdout[-3000:])
+    quiet = [x for x in ("TrainingReport(", "Checkpoint successfully created") if x in done.stdout + done.stderr]
+    assert not quiet, f"Ray's INFO logs on the default console: {quiet}"
     assert not (reference / "ray").exists() or not any((reference / "ray").iterdir()), "a Ray Train folder was left"
     assert not (reference / "dit_k2" / "ray_run_name").exists()
 
@@ -70,9 +75,11 @@ def test_a_killed_training_job_resumes_at_its_next_epoch_and_ends_where_an_unint
     assert before and before[-1] < EPOCHS - 1, f"killed too late: epochs {before}"
     assert (out / "dit_k2" / "ray_run_name").is_file()
 
-    again = subprocess.run(_job(trained, out), capture_output=True, text=True, env=ENV, timeout=600)
+    again = subprocess.run(_job(trained, out), capture_output=True, text=True, env=ENV | {"MDAUG_VERBOSE": "1"},
+                           timeout=600)
     text = again.stdout + again.stderr
     assert again.returncode == 0, text[-3000:]
+    assert "Checkpoint successfully created" in text, "MDAUG_VERBOSE=1: Ray's INFO logs are back"
     assert "resuming Ray Train run dit-" in text, text[-3000:]
     resumed = re.search(r"resumed from its checkpoint after epoch (\d+) of (\d+)", text)
     assert resumed and int(resumed.group(2)) == EPOCHS, text[-3000:]

@@ -68,7 +68,7 @@ def dit_loop(config: dict[str, Any]) -> None:
     module = _dit_module(config["job"], stats, config["latent_shape"], config["num_classes"], config["task_classes"])
     report = dit_report(config["vae_uri"], config["job"]["vae"]["architecture"], judge_from(config["judge"]),
                         config["channels"])
-    lightning_fit(module, config, [EpochLogger(config["tracking_uri"], config["run_id"], report)])
+    lightning_fit(module, config, [EpochLogger(config["tracking_uri"], config["run_id"], report, config["label"])])
 
 
 def _keep(batch: dict[str, np.ndarray], hashes: frozenset[str]) -> dict[str, np.ndarray]:

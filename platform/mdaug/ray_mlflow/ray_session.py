@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 
 import ray
+
+VERBOSE = "MDAUG_VERBOSE"  # =1: Ray's own INFO logs on the console (Train reports and checkpoints, Data's plans)
+
+
+def verbose() -> bool:
+    return os.environ.get(VERBOSE, "") == "1"
+
+
+def ray_logging() -> ray.LoggingConfig:
+    """Ray's loggers in every process of the job (driver, Train workers and controller, Data tasks): WARNING, so
+    the console holds the platform's lines, errors and warnings; INFO with MDAUG_VERBOSE=1."""
+    level = log_level()
+    os.environ.setdefault("RAY_DATA_LOG_LEVEL", level)  # Ray Data's own setting (read by this machine's workers)
+    for name in ("ray.train", "ray.data", "ray.tune"):  # the driver's own, configured before ray.init
+        logging.getLogger(name).setLevel(level)
+    return ray.LoggingConfig(log_level=level)
+
+
+def log_level() -> str:
+    return "INFO" if verbose() else "WARNING"
 
 
 def connect_ray(min_slots: float = 0) -> None:
@@ -16,7 +37,7 @@ def connect_ray(min_slots: float = 0) -> None:
     if ray.is_initialized():
         return
     if os.environ.get("RAY_ADDRESS"):
-        ray.init(log_to_driver=True)
+        ray.init(log_to_driver=True, logging_config=ray_logging())
         return
     ray.init(address="local", num_cpus=max(os.cpu_count() or 1, math.ceil(min_slots)), include_dashboard=True,
-             dashboard_host="127.0.0.1", log_to_driver=True)
+             dashboard_host="127.0.0.1", log_to_driver=True, logging_config=ray_logging())

@@ -21,6 +21,7 @@ from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, RayTrai
 from ray.train.torch import TorchTrainer
 
 from mdaug.ray_mlflow.config import TrainJobConfig
+from mdaug.ray_mlflow.ray_session import log_level
 from mdaug.storage import delete_dir, exists, join, write_text
 from mdaug.training.batches import ordered_loader, shuffled_loader
 from mdaug.training.epoch_seed import EpochSeed
@@ -52,6 +53,7 @@ def lightning_fit(module: pl.LightningModule, config: dict[str, Any], callbacks:
     torch.set_num_threads(max(1, int(cfg["cpus_per_worker"])))
     warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")  # 1×1 convs; harmless
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no per-worker accelerator banners
+    logging.getLogger().setLevel(config.get("log_level", "INFO"))  # Ray Train's per-report lines (root's children)
     if gpu and hasattr(module, "model"):
         module.model.compile()  # in place: state_dict keys unchanged
     ctx = ray.train.get_context()
@@ -140,11 +142,12 @@ def fit_with_ray(cfg: TrainJobConfig, loop, loop_config: dict[str, Any], dataset
     resources = {"CPU": cfg.cpus_per_worker} | ({"GPU": cfg.gpus_per_worker} if cfg.gpus_per_worker else {})
     trainer = TorchTrainer(
         loop,
-        train_loop_config={"job": cfg.to_dict(), **loop_config},
+        train_loop_config={"job": cfg.to_dict(), "log_level": log_level(), **loop_config},
         scaling_config=ray.train.ScalingConfig(num_workers=cfg.workers, use_gpu=cfg.gpus_per_worker > 0,
                                                resources_per_worker=resources),
         run_config=ray.train.RunConfig(
             name=RunMarker(cfg).name(resume_key(cfg, inputs)), storage_path=cfg.artifact("ray"),
+            logging_config=ray.train.LoggingConfig(log_level=log_level()),  # reports, checkpoints: MDAUG_VERBOSE=1
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.keep_checkpoints,
                                                          checkpoint_score_attribute="val_loss",
                                                          checkpoint_score_order="min"),

@@ -157,7 +157,8 @@ def vae_report(judge: dict | None):
 def vae_loop(config: dict[str, Any]) -> None:
     torch.manual_seed(config["job"]["seed"])
     module = _vae_module(config["job"], config["identity_encoder"])
-    logger = EpochLogger(config["tracking_uri"], config["run_id"], vae_report(judge_from(config["judge"])))
+    logger = EpochLogger(config["tracking_uri"], config["run_id"], vae_report(judge_from(config["judge"])), "vae",
+                         "reconstructions")
     lightning_fit(module, config, [logger])
 
 

@@ -53,8 +53,9 @@ class DiTModule(pl.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x1, y = self._prepare(batch)
         loss, logs = flow_loss(self.model, x1, self.model.drop_labels(y), self.hparams.cosine_weight)
-        self.log("train_loss", loss, prog_bar=True)
-        self.log_dict({f"train/{k}": v for k, v in logs.items()})
+        # epoch means over every rank's batches (Lightning's default for a training step: the last batch's value)
+        self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, sync_dist=True)
+        self.log_dict({f"train/{k}": v for k, v in logs.items()}, on_step=False, on_epoch=True, sync_dist=True)
         return loss
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:

@@ -9,6 +9,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
+from mdaug.console import say
 from mdaug.seeds import hash_seed
 
 
@@ -22,8 +23,8 @@ class EpochSeed(pl.Callback):
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch
         if self.first and epoch > 0 and trainer.global_rank == 0:
-            print(f"[{self.label}] resumed from its checkpoint after epoch {epoch} of {trainer.max_epochs}: training "
-                  f"epochs {epoch + 1}–{trainer.max_epochs}", flush=True)
+            say(f"[{self.label}] resumed from its checkpoint after epoch {epoch} of {trainer.max_epochs}: training "
+                f"epochs {epoch + 1}–{trainer.max_epochs}")
         self.first = False
         seed = hash_seed(self.seed, epoch, trainer.global_rank)
         torch.manual_seed(seed)

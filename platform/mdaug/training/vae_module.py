@@ -88,8 +88,9 @@ class VAEModule(pl.LightningModule):
         else:
             opt_d.step()  # keeps Lightning's step counter in lockstep; no gradients, no update
         logs["lr"] = torch.tensor(opt_g.param_groups[0]["lr"])
-        self.log_dict({f"train/{k}": v for k, v in logs.items()}, prog_bar=False, sync_dist=False)
-        self.log("train_loss", logs["l1"], prog_bar=True)
+        # epoch means over every rank's batches (Lightning's default for a training step: the last batch's value)
+        self.log_dict({f"train/{k}": v for k, v in logs.items()}, on_step=False, on_epoch=True, sync_dist=True)
+        self.log("train_loss", logs["l1"], prog_bar=True, on_step=False, on_epoch=True, sync_dist=True)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         x = batch["image"]
