@@ -150,6 +150,13 @@ def delete_dir(location: str | Path) -> None:
         fs.delete_dir(path)
 
 
+def delete_file(location: str | Path) -> None:
+    """Remove a file (or object), if it is there."""
+    fs, path = resolve(location)
+    if fs.get_file_info(path).type == pafs.FileType.File:
+        fs.delete_file(path)
+
+
 def same_place(a: str | Path, b: str | Path) -> bool:
     return absolute(a) == absolute(b)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -24,7 +25,9 @@ from mdaug.pipeline.steps import (
     other_persons_source,
     train_job,
 )
+from mdaug.ray_mlflow.cluster_check import check_shared
 from mdaug.ray_mlflow.preflight import check_vae_files
+from mdaug.ray_mlflow.ray_session import connect_ray
 from mdaug.ray_mlflow.ray_train import NOT_RESULTS
 from mdaug.ray_mlflow.tracking import DESCRIPTION, folder_store, mlflow_run, shown_tracking_uri
 from mdaug.storage import exists, join, write_text
@@ -128,6 +131,9 @@ def check_settings(cfg: PipelineConfig, out: Path, start: str | None = None, onl
         if name is not None and name not in stages:
             raise ValueError(f"unknown or inactive stage {name!r}; stages: {', '.join(stages)}")
     check_claimable(out)
+    if os.environ.get("RAY_ADDRESS"):  # a Ray cluster: with several nodes, MLflow and storage must be shared
+        connect_ray()
+        check_shared(cfg.storage, out)
     return stages
 
 

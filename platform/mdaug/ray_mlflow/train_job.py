@@ -13,6 +13,7 @@ from mdaug.config import flatten, to_yaml
 from mdaug.data.manifest import Manifest, Row
 from mdaug.data.subsets import k_subset
 from mdaug.locks import job_lock
+from mdaug.ray_mlflow.cluster_check import check_shared
 from mdaug.ray_mlflow.config import TrainJobConfig
 from mdaug.ray_mlflow.data_staging import manifest_location, publish_manifest
 from mdaug.ray_mlflow.datasets import log_manifest_inputs
@@ -45,6 +46,7 @@ def run_train_job(cfg: TrainJobConfig, parent_run_id: str | None = None) -> dict
         check_vae_files(cfg.vae)
     manifest, _ = publish_manifest(load_verified_manifest(cfg.data), cfg.data, cfg.storage)
     connect_ray(cfg.workers * cfg.cpus_per_worker + 2)
+    check_shared(cfg.storage, cfg.out_path, f"jobs/train.py --stage {cfg.stage}")
     check_resources(cfg)
     check_resume(cfg)
     with job_lock(cfg.out_path):  # a second job writing the same --out is refused at once
