@@ -29,6 +29,7 @@ def _job(trained, out, other: str):
     return replace(cfg, stage="dit", data=str(trained.parent / "manifest.json"), out=str(out))
 
 
+@pytest.mark.slow  # an option off in every configuration: its learning test in the slow tier (≈ 30 s)
 def test_the_dit_learns_other_persons_as_labels_it_never_generates(trained, ray_local, tmp_path):
     task = Manifest.load(trained.parent / "manifest.json")
     aux_path = trained.parent / "aux_manifest.json"

@@ -111,7 +111,8 @@ def test_pipeline_on_isolated_nodes_with_s3_storage_and_an_mlflow_server(tmp_pat
                 assert needed in keys, needed
             assert any(k.startswith("train/latents/train/") and k.endswith(".parquet") for k in keys)
             assert any(k.startswith("train/data/") and k.endswith(".png") for k in keys)  # the images workers read
-            assert any(k.startswith("train/ray/") for k in keys) and any(k.startswith("sweep/tune/") for k in keys)
+            assert any(k.startswith("sweep/tune/") for k in keys)
+            assert not any(k.startswith("train/ray/") for k in keys), "a finished training stage left its Ray folder"
             mlflow_keys = s3_keys(s3env, BUCKET, "mlartifacts/")
             assert any(k.endswith("outputs/dit.pt") for k in mlflow_keys)  # MLflow's artifacts: in S3 too
 
