@@ -22,7 +22,8 @@ def alive_nodes() -> list[str]:
     return [n["NodeID"] for n in ray.nodes() if n["Alive"]]
 
 
-@functools.cache  # once per process and setting: a pipeline's training jobs do not probe again
+@functools.cache  # once per process and arguments: the DiTs of one pipeline (same storage, folder, stage) probe
+# once; each other training stage probes its own storage prefix again
 def check_shared(storage: str, out: Path, what: str = "the pipeline") -> None:
     """With ≥ 2 nodes in the connected Ray cluster: a ValueError naming the fix unless MLflow is a server and
     `storage` is a location every node sees. One node: nothing to check. Writes nothing but the probe."""
