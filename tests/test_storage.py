@@ -102,3 +102,18 @@ def test_checkpoints_and_images_load_from_s3_with_clear_errors(s3, manifest64, t
         open_image(f"s3://{BUCKET}/img/missing.png")
     with pytest.raises(ValueError, match="cannot open storage location"):
         storage.exists("nosuchscheme://x/y")
+
+
+def test_s3_filesystems_are_built_once_per_bucket_and_credentials(s3, monkeypatch):
+    """One S3 client per bucket in a process (not one per file); the path inside it is the one pyarrow gives; other
+    credentials get a filesystem of their own."""
+    import pyarrow.fs as pafs
+
+    uris = [f"s3://{BUCKET}/cache/a.bin", f"s3://{BUCKET}/cache/sub/b%20c.bin", f"s3://{BUCKET}/cache/dir/"]
+    resolved = [storage.resolve(u) for u in uris]
+    assert len({id(fs) for fs, _ in resolved}) == 1
+    assert [path for _, path in resolved] == [pafs.FileSystem.from_uri(u)[1] for u in uris]
+    storage.write_bytes(uris[1], b"x")
+    assert storage.read_bytes(uris[1]) == b"x" and "cache/sub/b c.bin" in s3_keys(s3, BUCKET, "cache/")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "someone-else")
+    assert storage.resolve(uris[0])[0] is not resolved[0][0]

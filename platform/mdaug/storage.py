@@ -6,6 +6,7 @@ AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL for MinIO and other 
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import secrets
@@ -14,6 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pyarrow.fs as pafs
 
@@ -23,10 +25,28 @@ def is_uri(location: str | Path) -> bool:
     return "://" in str(location)
 
 
+CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION",
+               "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "GOOGLE_APPLICATION_CREDENTIALS")
+BUCKETED = ("s3", "gs", "gcs")  # schemes whose filesystem is one per bucket: s3://BUCKET/KEY → path BUCKET/KEY
+
+
+@functools.lru_cache(maxsize=64)
+def _bucket_filesystem(bucket_uri: str, credentials: tuple[str, ...]) -> pafs.FileSystem:
+    """One filesystem per scheme, bucket and credentials in a process: building an S3 client (and resolving the
+    bucket's region) per call cost a round trip per image."""
+    return pafs.FileSystem.from_uri(bucket_uri)[0]
+
+
 def resolve(location: str | Path) -> tuple[pafs.FileSystem, str]:
-    """(filesystem, path inside it) for a URI or a local path (relative paths are taken from the working folder)."""
+    """(filesystem, path inside it) for a URI or a local path (relative paths are taken from the working folder).
+    s3:// and gs:// filesystems are cached per bucket and credentials; a URI with ?options is opened as it is."""
     if is_uri(location):
+        parts = urlsplit(str(location))
         try:
+            if parts.scheme in BUCKETED and parts.netloc and not parts.query:
+                credentials = tuple(os.environ.get(k, "") for k in CREDENTIALS)
+                fs = _bucket_filesystem(f"{parts.scheme}://{parts.netloc}", credentials)
+                return fs, unquote(f"{parts.netloc}{parts.path}").rstrip("/")
             return pafs.FileSystem.from_uri(str(location))
         except (OSError, ValueError) as err:  # pyarrow.ArrowInvalid (a ValueError): unknown scheme, bad bucket
             raise ValueError(f"cannot open storage location {location!r}: {err}") from err
