@@ -1,6 +1,7 @@
 """The resource pre-flight against a real cluster that grows (tests/growing_cluster_job.py, in a process of its own
 with its own Ray temp folder): it asks the autoscaler for the workers' bundles, passes once a node with enough CPUs
-joins, refuses with a clear error after the configured wait, and withdraws its request either way. Evaluation and
+joins, refuses with a clear error after the configured wait, and withdraws its request either way; shapes the
+totals hold but no node (or no packing) can place are refused, not left waiting forever. Evaluation and
 generation refuse what the cluster lacks the same way."""
 
 from __future__ import annotations
@@ -39,6 +40,15 @@ def test_preflight_waits_for_the_autoscaler_and_refuses_after_the_wait():
     assert grown["error"] is None and 1.0 <= grown["seconds"] < 30 and grown["cluster_cpus"] == 5
     assert refused["request_after"] == grown["request_after"] == []  # withdrawn: nodes may scale down again
     assert "pre-flight: the cluster lacks 2 CPU; asked the autoscaler for 2 × {'CPU': 1.5}" in run.stdout
+    split, packed, fits = result["split"], result["packed"], result["fits"]
+    print(f"unplaceable shapes refused after {split['seconds']} s (no node holds one) and {packed['seconds']} s "
+          f"(a 2 s placement wait); a placeable one passed in {fits['seconds']} s")
+    assert split["error"].startswith("1 worker: 1 × {'CPU': 4.5} fit the cluster's totals but no node holds one "
+                                     "(the largest has {'CPU': 4.0}). Lower workers or cpus_per_worker")
+    assert split["seconds"] < 2.0
+    assert packed["error"].startswith("3 workers: 3 × {'CPU': 1.5} fit the cluster's totals but Ray could not place "
+                                      "them within 2 s (the nodes are too small") and 2.0 <= packed["seconds"] < 6.0
+    assert fits["error"] is None and grown["placement_groups_left"] == 0  # the checks' groups are removed
 
 
 def test_evaluation_and_generation_refuse_resources_the_cluster_lacks(ray_local, manifest64, tmp_path):

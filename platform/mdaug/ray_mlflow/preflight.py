@@ -8,6 +8,8 @@ import time
 
 import ray
 from ray.autoscaler.sdk import request_resources
+from ray.exceptions import GetTimeoutError
+from ray.util.placement_group import placement_group, remove_placement_group
 
 from mdaug.data.manifest import Manifest
 from mdaug.ray_mlflow.config import TrainJobConfig, VAEStage
@@ -37,6 +39,7 @@ def load_verified_manifest(path: str) -> Manifest:
 
 
 POLL_S = 1.0  # how often a wait for new nodes looks at the cluster again
+PLACE_S = 30.0  # at least this long for Ray to reserve bundles that fit the cluster's totals (busy nodes free up)
 
 
 def missing_resources(bundles: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
@@ -70,6 +73,40 @@ def wait_for_resources(bundles: list[dict[str, float]], wait_s: float) -> dict[s
     return missing
 
 
+def _largest_node(nodes: list[dict[str, float]]) -> dict[str, float]:
+    """The CPUs and GPUs of the node with the most CPUs (then GPUs), for an error message."""
+    node = max(nodes, key=lambda r: (r.get("CPU", 0.0), r.get("GPU", 0.0)), default={})
+    return {k: v for k, v in node.items() if k in ("CPU", "GPU")}
+
+
+def unplaced(bundles: list[dict[str, float]], wait_s: float) -> str:
+    """Why Ray cannot reserve `bundles` together ('' when it can): totals that suffice can still be split over
+    nodes too small for one bundle, and Ray would wait forever. Without an autoscaler wait, a bundle no node holds
+    is refused at once; otherwise a placement group (PACK, as Ray Train's) gets max(PLACE_S, wait_s) seconds to be
+    placed, and is removed."""
+    bundles = [{k: v for k, v in b.items() if v > 0} for b in bundles]
+    if not all(bundles):
+        return ""
+    nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
+    if wait_s <= 0 and not all(any(all(node.get(k, 0.0) >= v for k, v in b.items()) for node in nodes)
+                               for b in bundles):
+        return f"no node holds one (the largest has {_largest_node(nodes)})"
+    pg = placement_group(bundles, strategy="PACK")
+    try:
+        ray.get(pg.ready(), timeout=max(PLACE_S, wait_s))
+        return ""
+    except GetTimeoutError:
+        return (f"Ray could not place them within {max(PLACE_S, wait_s):g} s (the nodes are too small to pack them "
+                f"or busy with other work; the largest has {_largest_node(nodes)})")
+    finally:
+        remove_placement_group(pg)
+
+
+def unplaced_error(what: str, bundles: list[dict[str, float]], why: str, lower: str) -> ValueError:
+    return ValueError(f"{what}: {len(bundles)} × {bundles[0]} fit the cluster's totals but {why}. Lower {lower}, or "
+                      "add nodes large enough for them.")
+
+
 def _shortfall(missing: dict[str, tuple[float, float]]) -> str:
     return ", ".join(f"{n - h:g} {k}" for k, (n, h) in missing.items())
 
@@ -91,6 +128,8 @@ def check_placeable(what: str, bundle: dict[str, float], count: int, wait_s: flo
         has = " and ".join(f"{h:g} {k}" for k, (_, h) in missing.items())
         raise ValueError(f"{what} needs {needs}; the cluster has {has}{waited_note(wait_s)}. Lower {lower}, or give "
                          f"an autoscaling cluster time to add nodes: {wait_how}.")
+    if why := unplaced([bundle] * count, wait_s):
+        raise unplaced_error(what, [bundle] * count, why, lower)
 
 
 def check_resources(cfg: TrainJobConfig) -> None:
@@ -98,9 +137,12 @@ def check_resources(cfg: TrainJobConfig) -> None:
     cfg.resource_wait_s seconds to add the nodes."""
     bundle = {k: v for k, v in (("CPU", cfg.cpus_per_worker), ("GPU", cfg.gpus_per_worker)) if v > 0}
     missing = wait_for_resources([bundle] * cfg.workers, cfg.resource_wait_s)
-    if not missing:
-        return
     knobs = {"GPU": "gpus_per_worker", "CPU": "cpus_per_worker"}
+    if not missing:
+        if why := unplaced([bundle] * cfg.workers, cfg.resource_wait_s):
+            raise unplaced_error(f"{cfg.workers} worker{'s' * (cfg.workers != 1)}", [bundle] * cfg.workers, why,
+                                 f"workers or {' / '.join(knobs[k] for k in bundle)}")
+        return
     needs = "; ".join(f"{cfg.workers} workers × {bundle[k]:g} {k} need {n:g} {k}s; the cluster has {h:g}"
                       for k, (n, h) in missing.items())
     raise ValueError(f"{needs}{waited_note(cfg.resource_wait_s)}. Lower workers or "
