@@ -2,11 +2,13 @@
 statistics inside) and its VA-VAE, whose model config holds the sampling settings and the batch size, registered
 under a name with an alias. Rows of a request that share a seed and a count are one `GenerationJob`, so their
 images are the bytes `jobs/generate.py --persons … --per-person count --seed seed` writes with the same batch.
-The pickled model names `GeneratorModel` by module: loading it needs the mdaug package importable."""
+An MLflow 3 logged model from code (`generator_code.py`) with the mdaug package as its code path and pinned
+requirements for what loading it imports, so `mlflow models serve` runs it where mdaug is not installed."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -19,19 +21,29 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import torch
+from mlflow.entities import LoggedModelStatus
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model, ModelSignature
 from mlflow.tracking import MlflowClient
+from mlflow.tracking._model_registry import utils as registry_utils
+from mlflow.tracking._tracking_service import utils as tracking_utils
 from mlflow.types import ColSpec, Schema
 
+import mdaug
 from mdaug.flow.sampler import SamplingConfig
 from mdaug.generation import GenerationJob, Generator, check_job, chunk_files
 from mdaug.storage import read_bytes
 
 MODEL_NAME = "mdaug-generator"
 ALIAS = "best"
-ARTIFACT_PATH = "generator"  # the model's folder among its run's artifacts
+ARTIFACT_PATH = "generator"  # the logged model's name in its run
+MODEL_CODE = Path(__file__).with_name("generator_code.py")
+# what loading the model imports, directly (the rest comes with these; psutil: lightning's CPU accelerator imports
+# it where installed); tests/test_generator_model.py checks it
+SERVING_PACKAGES = ("mlflow", "torch", "lightning", "torchmetrics", "numpy", "pillow", "pandas", "pyarrow", "PyYAML",
+                    "scipy", "matplotlib", "tqdm", "transformers", "rich", "fsspec", "psutil")
+INPUT_EXAMPLE = pd.DataFrame({"person": [1], "count": [1], "seed": [0]})
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("long", "person"), ColSpec("long", "count"), ColSpec("long", "seed", required=False)]),
     outputs=Schema([ColSpec("long", "person"), ColSpec("long", "index"), ColSpec("long", "seed"),
@@ -88,28 +100,55 @@ def version_tags(gen: Generator, dit: str, sampling: SamplingConfig) -> dict[str
             "vae_uri": info["vae_uri"], "sampling": json.dumps(asdict(sampling), sort_keys=True)}
 
 
+@contextmanager
+def tracking_at(uri: str) -> Iterator[None]:
+    """MLflow's fluent API pointed at `uri` (tracking and registry) while inside (Model.log and the registry store
+    read the global URI); after, the globals and the environment variables MLflow's setters write are as before."""
+    before = tracking_utils._tracking_uri, registry_utils._registry_uri  # as MLflow's own _use_tracking_uri reads it
+    env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
+        for k, v in env.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+
+def serving_requirements() -> list[str]:
+    """SERVING_PACKAGES pinned to the versions installed here."""
+    return [f"{p}=={version(p)}" for p in SERVING_PACKAGES]
+
+
 def log_generator(client: MlflowClient, run_id: str, dit: str, sampling: SamplingConfig, name: str = MODEL_NAME,
                   alias: str = ALIAS, batch: int = 64) -> ModelVersion:
-    """Log the DiT `dit` (a path or storage URI), the VA-VAE it names and `sampling` as a pyfunc model under the
-    run, register it as a new version of `name` tagged with its provenance, and point `alias` at it."""
+    """Log the DiT `dit` (a path or storage URI), the VA-VAE it names and `sampling` as an MLflow logged model of
+    the run, register it as a new version of `name` tagged with its provenance, and point `alias` at it."""
     gen = Generator.load(dit)  # refuses a DiT without statistics or whose VA-VAE does not match
-    with tempfile.TemporaryDirectory() as tmp:
+    # created here, in the run's experiment: Model.log alone would put it in the fluent API's active experiment
+    model = client.create_logged_model(client.get_run(run_id).info.experiment_id, ARTIFACT_PATH, run_id,
+                                       model_type="generator")
+    with tempfile.TemporaryDirectory() as tmp, tracking_at(client.tracking_uri):
         files = {"dit": Path(tmp) / "dit.pt", "vae": Path(tmp) / "vae.pt"}
         files["dit"].write_bytes(read_bytes(dit))
         files["vae"].write_bytes(read_bytes(gen.info["vae_uri"]))
-        model_dir = Path(tmp) / ARTIFACT_PATH
-        mlflow.pyfunc.save_model(
-            model_dir, python_model=GeneratorModel(), artifacts={k: str(v) for k, v in files.items()},
-            model_config={"sampling": asdict(sampling), "batch": batch}, signature=SIGNATURE,
-            pip_requirements=[f"{p}=={version(p)}" for p in ("mlflow", "torch", "pillow", "numpy", "pandas")])
-        client.log_artifacts(run_id, str(model_dir), ARTIFACT_PATH)
-    try:
-        client.create_registered_model(name, description="mdaug generator: DiT (EMA) + VA-VAE + sampling settings")
-    except MlflowException as err:
-        if err.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
-    source = f"{client.get_run(run_id).info.artifact_uri}/{ARTIFACT_PATH}"
-    mv = client.create_model_version(name, source, run_id, tags=version_tags(gen, dit, sampling))
+        code = shutil.copytree(Path(mdaug.__file__).parent, Path(tmp) / "code" / "mdaug",
+                               ignore=shutil.ignore_patterns("__pycache__"))
+        Model.log(None, name=ARTIFACT_PATH, flavor=mlflow.pyfunc, run_id=run_id, model_id=model.model_id,
+                  python_model=str(MODEL_CODE), artifacts={k: str(v) for k, v in files.items()},
+                  model_config={"sampling": asdict(sampling), "batch": batch}, signature=SIGNATURE,
+                  input_example=INPUT_EXAMPLE, code_paths=[str(code)], pip_requirements=serving_requirements())
+        if client.get_logged_model(model.model_id).status != LoggedModelStatus.READY:
+            client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+        try:
+            client.create_registered_model(name, description="mdaug generator: DiT (EMA) + VA-VAE + sampling settings")
+        except MlflowException as err:
+            if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        # the fluent call links the version to the logged model both ways (the UI's Models tab shows it)
+        mv = mlflow.register_model(model.model_uri, name, tags=version_tags(gen, dit, sampling))
     client.set_registered_model_alias(name, alias, mv.version)
     return mv
 
@@ -146,7 +185,9 @@ def download_generator(uri: str, tracking: str, dst: Path) -> RegisteredGenerato
         raise ValueError(f"--model {uri}: {err.message} in the registry {tracking} (registered models: {known}; "
                          "point --tracking-dir or MLFLOW_TRACKING_URI at the pipeline's store)") from err
     shutil.rmtree(dst, ignore_errors=True)
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=str(dst), tracking_uri=tracking))
+    model_id = mv.source.removeprefix("models:/") if mv.source.startswith("models:/m-") else None  # else pre-MLflow 3
+    source = client.get_logged_model(model_id).artifact_location if model_id else mv.source
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dst), tracking_uri=tracking))
     flavor = Model.load(local).flavors["python_function"]
     config = flavor["config"]
     return RegisteredGenerator(name, mv.version, local / flavor["artifacts"]["dit"]["path"],
