@@ -20,7 +20,7 @@ from mdaug.config import load_config
 from mdaug.data.manifest import Manifest
 from mdaug.data.subsets import k_subset
 from mdaug.models.classifier import load_classifier
-from mdaug.models.vavae import load_vae
+from mdaug.models.vavae import load_vae, vae_record
 from mdaug.ray_mlflow.preflight import check_resources, load_verified_manifest
 from mdaug.ray_mlflow.train_job import run_train_job
 from mdaug.training.dit_module import load_dit
@@ -53,6 +53,8 @@ def test_stages_write_checkpoints_latents_provenance_and_mlflow_runs(trained):
         assert sorted(m.step for m in history) == [0, 1]
         assert client.get_metric_history(rid, "throughput_img_s")[0].value > 0
         assert client.get_metric_history(rid, "epoch_time_s")[0].value > 0
+        steps = [m.step for m in client.get_metric_history(rid, "train_loss_step")]  # the step-level curve
+        assert len(steps) >= 2 and steps == sorted(set(steps)) and steps[0] >= 1, steps  # ≥ 1 per epoch, in order
         key = {"vae": "reconstructions", "dit": "samples"}[stage]  # log_image: the UI's step slider
         images = [a.path for a in client.list_artifacts(rid, "images") if a.path.endswith(".png")]
         assert sorted(re.search(rf"images/{key}\+step\+(\d+)\+", p).group(1) for p in images) == ["0", "1"], images
@@ -63,6 +65,11 @@ def test_stages_write_checkpoints_latents_provenance_and_mlflow_runs(trained):
     assert len(list((out / "latents" / "train").glob("*.parquet"))) >= 1
     model, dit_stats, ckpt = load_dit(out / "dit_k2" / "dit.pt")
     assert dit_stats.vae_identity == vae.identity() and model.config.num_classes == 4
+    # the exported checkpoint carries what was measured at its own epoch (a run killed after it still exports it)
+    for stage, exported in (("vae", vae_record(out / "vae" / "vae.pt")), ("dit", ckpt)):
+        name = {"vae": "recon_identity_ratio", "dit": "identity_ratio"}[stage]
+        logged = {m.value for m in client.get_metric_history(runs[stage].info.run_id, name)}
+        assert exported["identity_metrics"][name] in logged, (stage, exported["identity_metrics"], logged)
     assert {a.path for a in client.list_artifacts(runs["dit"].info.run_id, "outputs")} >= {"outputs/dit.pt"}
     # MLflow's conventions: a model-training experiment; what each run trained on as datasets; system metrics
     exp = client.get_experiment_by_name("mdaug")

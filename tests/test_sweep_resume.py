@@ -115,11 +115,33 @@ def test_killed_sweep_resumes_to_the_uninterrupted_trials(trained, tmp_path, ray
     print(f"resumed sweep: {time.time() - t1:.1f} s")
     runs = _trial_runs(tmp_path)
     assert Counter(r.data.tags["mlflow.runName"] for r in runs)[finished[0]] == 1  # the finished trial did not rerun
+    assert len(runs) == 2  # one run per trial: one cut off mid-trial took up the run it had started
     assert len({r.data.tags["mlflow.runName"] for r in runs if r.info.status == "FINISHED"}) == 2
     assert _sweep_runs(tmp_path)[-1].data.tags["resumed"] == "true"
     reference = trained.parent / "sweep"  # the pipeline fixture's uninterrupted sweep, same inputs
     assert _trials(out) == _trials(reference)
     assert (out / "best_sampling.yaml").read_text() == (reference / "best_sampling.yaml").read_text()
+
+
+def test_a_failed_trial_ends_its_one_run_failed_and_a_rerun_takes_that_run_up(tmp_path, ray_local):
+    """Every trial has exactly one MLflow run: a trial that raises ends it FAILED with the error; the same trial run
+    again (as a restored sweep does with a trial it cut off) takes up that run instead of adding one."""
+    import ray
+
+    from mdaug.ray_mlflow.sweep import trial
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.create_experiment("mdaug")
+    ctx = {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment_id": exp,
+           "parent_run_id": client.create_run(exp).info.run_id, "dit": str(tmp_path / "missing_dit.pt"), "vae": None}
+    config = {"cfg_scale": 4.0, "steps": 8, "cfg_interval_start": 0.1, "timestep_shift": 0.3}
+    in_a_worker = ray.remote(num_cpus=1)(trial)  # as Tune runs it: in a Ray worker (outside Tune's session here)
+    for _ in range(2):
+        with pytest.raises(Exception, match="missing_dit.pt"):
+            ray.get(in_a_worker.remote(config, ctx))
+    runs = client.search_runs([exp], "tags.stage = 'sweep-trial'")
+    assert len(runs) == 1 and runs[0].info.status == "FAILED", [(r.info.run_id, r.info.status) for r in runs]
+    assert "missing_dit.pt" in runs[0].data.tags["error"] and runs[0].data.params["steps"] == "8"
 
 
 def test_the_optuna_search_is_seeded():

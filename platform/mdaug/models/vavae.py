@@ -294,7 +294,7 @@ def save_vae(model: AutoencoderKL, path: str | Path, architecture: str, extra: d
 
 def vae_record(path: str | Path) -> dict:
     """What a VAE checkpoint records beside its weights: provenance (manifest, content hashes and persons it
-    trained on) and identity_metrics (the reconstruction identity ratio at its last epoch), where present."""
+    trained on) and identity_metrics (the reconstruction identity ratio at its exported epoch), where present."""
     ckpt = storage.torch_load(path, map_location="cpu", weights_only=True)
     return {k: v for k, v in ckpt.items() if k != "state_dict"}
 

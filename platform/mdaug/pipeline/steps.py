@@ -264,8 +264,9 @@ def dit(ctx: Context) -> None:
         write_text(marker, key)
         identity = load_dit(ctx.paths.dit(k, r))[2].get("identity_metrics")
         if identity:
-            ctx.echo(f"DiT k={k_label(k)} replicate {r}: identity ratio {identity['identity_ratio']:.2f} at its last "
-                     f"epoch (the person classifier recognises {identity['identity_accuracy']:.0%} of its samples)")
+            ctx.echo(f"DiT k={k_label(k)} replicate {r}: identity ratio {identity['identity_ratio']:.2f} at its "
+                     f"exported epoch (the person classifier recognises {identity['identity_accuracy']:.0%} of its "
+                     "samples)")
     write_text(ctx.paths.output_of("dit"), ",".join(map(str, ctx.cfg.dit_ks)))
     for marker in finished.values():  # the stage is done: a later run of it (new settings, --from) trains anew
         marker.unlink(missing_ok=True)

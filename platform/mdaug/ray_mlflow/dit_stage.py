@@ -23,7 +23,7 @@ from mdaug.ray_mlflow.config import TrainJobConfig
 from mdaug.ray_mlflow.data_staging import manifest_location, publish_manifest
 from mdaug.ray_mlflow.preflight import check_batch
 from mdaug.ray_mlflow.ray_train import RunMarker, best_lightning_checkpoint, fit_with_ray, lightning_fit
-from mdaug.ray_mlflow.tracking import EpochLogger, last_metrics
+from mdaug.ray_mlflow.tracking import EpochLogger, checkpoint_measurement
 from mdaug.ray_mlflow.train_stages import classifier_uri, encoded_rows, identity_judge, judge_from, read_stats
 from mdaug.storage import exists, publish
 from mdaug.training.identity import generator_identity, identity_seeds
@@ -143,10 +143,10 @@ def train_dit(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str])
     out = cfg.dit_dir
     out.mkdir(parents=True, exist_ok=True)
     formats = Counter(Path(r.path).suffix.lower().lstrip(".") for r in manifest.rows)
-    identity = last_metrics(tracking, ("identity_ratio", "identity_accuracy"))
+    identity = checkpoint_measurement(ckpt, ("identity_ratio", "identity_accuracy"))
     if identity:
         print(f"[dit k={cfg.dit.train_per_person or 'all'}] identity ratio {identity['identity_ratio']:.2f} at the "
-              f"last epoch: the person classifier recognises {identity['identity_accuracy']:.0%} of its samples")
+              f"exported epoch: the person classifier recognises {identity['identity_accuracy']:.0%} of its samples")
     provenance = {"vae": vae_record(info["vae_uri"]).get("provenance") or {},
                   "dit": {"manifest_hash": manifest.content_hash(), "images": sorted(hashes),
                           "train_per_person": cfg.dit.train_per_person, "subset_seed": cfg.dit.subset_seed},

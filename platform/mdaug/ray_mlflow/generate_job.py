@@ -72,7 +72,7 @@ def _training_identity(gen: Generator) -> dict:
     vae = vae_record(gen.info["vae_uri"]).get("identity_metrics") or {}
     dit = gen.info.get("identity_metrics") or {}
     words = ([f"VA-VAE reconstruction identity ratio {vae['recon_identity_ratio']:.2f}"] if vae else []) + \
-        ([f"DiT identity ratio {dit['identity_ratio']:.2f} (its last epoch's preview samples)"] if dit else [])
+        ([f"DiT identity ratio {dit['identity_ratio']:.2f} (its exported epoch's preview samples)"] if dit else [])
     return {"training_identity": {"vae": vae, "dit": dit}, "training_summary": "; ".join(words)}
 
 

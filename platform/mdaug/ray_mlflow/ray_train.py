@@ -69,7 +69,7 @@ def lightning_fit(module: pl.LightningModule, config: dict[str, Any], callbacks:
         strategy=RayDDPStrategy(find_unused_parameters=config.get("find_unused", False)),
         plugins=[RayLightningEnvironment()], precision="bf16-mixed" if gpu else "32-true",
         callbacks=[EpochSeed(cfg["seed"], config.get("label", cfg["stage"])), RayTrainReportCallback(), *callbacks],
-        enable_checkpointing=False, logger=False,
+        enable_checkpointing=False, logger=False, log_every_n_steps=max(1, steps // 10),  # EpochLogger's step curve
         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
         use_distributed_sampler=False,
     )

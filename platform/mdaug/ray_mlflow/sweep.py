@@ -34,7 +34,7 @@ from mdaug.ray_mlflow.config import SweepConfig
 from mdaug.ray_mlflow.preflight import check_placeable
 from mdaug.ray_mlflow.ray_session import connect_ray
 from mdaug.ray_mlflow.sweep_resume import resumable_tuner, tune_storage
-from mdaug.ray_mlflow.tracking import log_params, mlflow_run, tracking_uri
+from mdaug.ray_mlflow.tracking import log_params, mlflow_run, run_outcome, tracking_uri
 from mdaug.storage import absolute, read_bytes, write_text
 from mdaug.tables import markdown_table
 
@@ -71,10 +71,41 @@ def trial_device() -> str:
 
 
 def trial(config: dict, ctx: dict) -> None:
-    """One Tune trial: generate, score, log an MLflow child run (with the device and the Ray resources it got),
-    report. `ctx` (tune.with_parameters) is the running sweep's: a resumed sweep passes its own."""
+    """One Tune trial: generate, score, report, as one MLflow child run (with the device and the Ray resources it
+    got) that ends FINISHED, or FAILED with the error. `ctx` (tune.with_parameters) is the running sweep's: a
+    resumed sweep passes its own."""
     torch.set_num_threads(1)
     device = trial_device()
+    client, run_id = trial_run(config, ctx, device)
+    with run_outcome(client, run_id):
+        metrics = score_trial(config, ctx, device)
+        for k, v in metrics.items():
+            client.log_metric(run_id, k, v)
+    tune.report(metrics)
+
+
+def trial_run(config: dict, ctx: dict, device: str) -> tuple[MlflowClient, str]:
+    """The trial's MLflow run, exactly one per Tune trial: a trial a restored sweep runs again (it was cut off)
+    takes up the run it started before (found by its Tune folder), now under the running sweep's run."""
+    client = MlflowClient(ctx["tracking_uri"])
+    key = hashlib.sha256(str(tune.get_context().get_trial_dir()).encode()).hexdigest()[:16]
+    tags = {"mlflow.parentRunId": ctx["parent_run_id"], "mlflow.runName": f"trial-{tune.get_context().get_trial_id()}",
+            "stage": "sweep-trial", "device": device, "tune_trial": key,
+            "ray_resources": json.dumps(ray.get_runtime_context().get_assigned_resources(), sort_keys=True)}
+    found = client.search_runs([ctx["experiment_id"]], f"tags.tune_trial = '{key}'", max_results=1)
+    if found:
+        run_id = found[0].info.run_id
+        client.update_run(run_id, status="RUNNING")
+        for k, v in tags.items():
+            client.set_tag(run_id, k, v)
+    else:
+        run_id = client.create_run(ctx["experiment_id"], tags=tags).info.run_id
+    log_params(client, run_id, {k: config[k] for k in SETTINGS})
+    return client, run_id
+
+
+def score_trial(config: dict, ctx: dict, device: str) -> dict[str, float]:
+    """Generate `per_person` images per person with the trial's settings and score them on real validation."""
     gen = Generator.load(ctx["dit"], ctx["vae"])
     clf, info = load_classifier(ctx["classifier"])
     clf.to(device)
@@ -97,21 +128,9 @@ def trial(config: dict, ctx: dict) -> None:
     copies = memorisation(clf, seen, real, fake)
     tstr = synthetic_to_real_accuracy(fake, fake_labels, real, real_labels.numpy(), clf.head.out_features,
                                       ctx["tstr_steps"], seed=ctx["seed"])
-    metrics = {**fid.to_dict(), "tstr_accuracy": tstr,
-               "identity_ratio": fid.conditional_accuracy / info["val_accuracy"],
-               "memorisation_feature_ratio": copies.feature_ratio, "memorisation_pixel_ratio": copies.pixel_ratio,
-               "near_copies": copies.feature_near_copies, "images_per_s": rate}
-    client = MlflowClient(ctx["tracking_uri"])
-    resources = ray.get_runtime_context().get_assigned_resources()
-    run = client.create_run(ctx["experiment_id"], tags={"mlflow.parentRunId": ctx["parent_run_id"],
-                                                        "mlflow.runName": f"trial-{tune.get_context().get_trial_id()}",
-                                                        "stage": "sweep-trial", "device": device,
-                                                        "ray_resources": json.dumps(resources, sort_keys=True)})
-    log_params(client, run.info.run_id, {k: config[k] for k in SETTINGS})
-    for k, v in metrics.items():
-        client.log_metric(run.info.run_id, k, v)
-    client.set_terminated(run.info.run_id, "FINISHED")
-    tune.report(metrics)
+    return {**fid.to_dict(), "tstr_accuracy": tstr, "identity_ratio": fid.conditional_accuracy / info["val_accuracy"],
+            "memorisation_feature_ratio": copies.feature_ratio, "memorisation_pixel_ratio": copies.pixel_ratio,
+            "near_copies": copies.feature_near_copies, "images_per_s": rate}
 
 
 def trial_bundle(cfg: SweepConfig) -> dict[str, float]:

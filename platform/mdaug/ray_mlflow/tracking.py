@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 from mlflow.tracking import MlflowClient
@@ -74,9 +75,15 @@ def mlflow_run(out: Path, experiment: str, run_name: str, tags: dict[str, str],
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
     run = client.create_run(exp, tags=all_tags, run_name=run_name)
-    run_id = run.info.run_id
+    with run_outcome(client, run.info.run_id):
+        yield client, run.info.run_id
+
+
+@contextmanager
+def run_outcome(client: MlflowClient, run_id: str) -> Iterator[None]:
+    """End the run FINISHED, or FAILED with the error as a tag, or KILLED on interrupt."""
     try:
-        yield client, run_id
+        yield
     except KeyboardInterrupt:
         client.set_tag(run_id, "error", "interrupted")
         client.set_terminated(run_id, "KILLED")
@@ -100,20 +107,39 @@ def log_params(client: MlflowClient, run_id: str, params: dict) -> None:
 class EpochLogger(pl.Callback):
     """Rank 0 logs per-epoch metrics, throughput (img/s over all workers), epoch time, and what `report`
     (module → (metrics, grid image or None)) measures, e.g. identity ratios and a sample grid; and prints one
-    progress line per epoch (`epoch_line`).
+    progress line per epoch (`epoch_line`). Step-level curve: `train_loss_step`, rank 0's batch loss every
+    `trainer.log_every_n_steps` batches, its step the batch number since the fit began (logged with the epoch's).
 
-    Placed after Ray's report callback, so an epoch is logged only once its checkpoint exists."""
+    Measures when validation ends, before Ray's report callback saves the epoch's checkpoint, which holds the
+    measurement (`checkpoint_measurement`: a run killed after its last checkpoint still exports it); logs after it
+    (placed after Ray's callback), so an epoch is logged only once its checkpoint exists."""
 
     def __init__(self, uri: str, run_id: str, report: Callable | None = None, label: str = "train",
                  grid_key: str = "samples") -> None:
         self.uri, self.run_id, self.report, self.label, self.grid_key = uri, run_id, report, label, grid_key
-        self.t0, self.images, self.seconds = 0.0, 0, []
+        self.t0, self.images, self.seconds, self.steps = 0.0, 0, [], []
+        self.measured: dict[str, float] = {}
+        self.grid = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"measured": dict(self.measured)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.measured = dict(state_dict.get("measured", {}))
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self.t0, self.images = time.perf_counter(), 0
+        self.t0, self.images, self.measured, self.grid = time.perf_counter(), 0, {}, None
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.global_rank == 0 and not trainer.sanity_checking and self.report is not None:
+            self.measured, self.grid = self.report(pl_module)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.images += len(next(iter(batch.values())))
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if trainer.global_rank == 0 and loss is not None and (batch_idx + 1) % trainer.log_every_n_steps == 0:
+            step = trainer.current_epoch * trainer.num_training_batches + batch_idx + 1
+            self.steps.append((step, float(loss)))
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if trainer.global_rank != 0:
@@ -123,15 +149,17 @@ class EpochLogger(pl.Callback):
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         metrics |= {"epoch_time_s": seconds, "throughput_img_s": self.images * trainer.world_size / seconds,
                     "global_step": float(trainer.global_step)}
-        measured, grid = self.report(pl_module) if self.report is not None else ({}, None)
-        metrics |= measured
+        metrics |= self.measured
+        grid = self.grid
         self.seconds.append(seconds)
         say(epoch_line(self.label, epoch, trainer.max_epochs, metrics, self.seconds))
         client = MlflowClient(self.uri)
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        client.log_batch(self.run_id, metrics=[Metric(k, v, now, epoch) for k, v in metrics.items()])
+        client.log_batch(self.run_id, metrics=[Metric(k, v, now, epoch) for k, v in metrics.items()]
+                         + [Metric("train_loss_step", v, now, step) for step, v in self.steps])
+        self.steps.clear()
         if grid is not None:  # the UI's image panel, with the epoch on its step slider
             client.log_image(self.run_id, grid, key=self.grid_key, step=epoch, synchronous=True)
 
@@ -151,15 +179,10 @@ def epoch_line(label: str, epoch: int, epochs: int, metrics: dict[str, float], s
     return " · ".join(parts)
 
 
-def last_metrics(tracking: dict[str, str], names: tuple[str, ...]) -> dict[str, float]:
-    """The last logged value of each metric of the job's run (empty where it was not logged)."""
-    client = MlflowClient(tracking["tracking_uri"])
-    out = {}
-    for name in names:
-        history = client.get_metric_history(tracking["run_id"], name)
-        if history:
-            out[name] = max(history, key=lambda m: m.step).value
-    return out
+def checkpoint_measurement(checkpoint: dict[str, Any], names: tuple[str, ...]) -> dict[str, float]:
+    """What EpochLogger measured at a Lightning checkpoint's epoch (empty where it measured none of `names`)."""
+    measured = checkpoint.get("callbacks", {}).get(EpochLogger.__qualname__, {}).get("measured", {})
+    return {name: float(measured[name]) for name in names if name in measured}
 
 
 def reconstruction_grid(module) -> Image.Image | None:

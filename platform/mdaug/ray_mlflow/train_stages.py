@@ -26,7 +26,7 @@ from mdaug.ray_mlflow.config import TrainJobConfig
 from mdaug.ray_mlflow.data_staging import manifest_location, publish_manifest
 from mdaug.ray_mlflow.preflight import check_batch
 from mdaug.ray_mlflow.ray_train import RunMarker, best_lightning_checkpoint, fit_with_ray, lightning_fit
-from mdaug.ray_mlflow.tracking import EpochLogger, last_metrics, reconstruction_grid
+from mdaug.ray_mlflow.tracking import EpochLogger, checkpoint_measurement, reconstruction_grid
 from mdaug.storage import delete_dir, exists, local_copy, publish, read_text, write_text
 from mdaug.training.classifier import accuracy, train_classifier
 from mdaug.training.identity import reconstruction_identity
@@ -183,16 +183,17 @@ def train_vae(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str])
                 "judge": identity_judge(cfg, manifest)}
     inputs = {"data": m.content_hash(), "rows": [r.sha256 for r in rows], "val": manifest.content_hash()}
     result = fit_with_ray(cfg, vae_loop, loop_cfg, datasets, inputs)
-    state = torch.load(best_lightning_checkpoint(result), map_location="cpu", weights_only=True)["state_dict"]
+    ckpt = torch.load(best_lightning_checkpoint(result), map_location="cpu", weights_only=True)
+    state = ckpt["state_dict"]
     vae = AutoencoderKL(VAE_ARCHITECTURES[cfg.vae.architecture])
     vae.load_state_dict({k.removeprefix("vae."): v for k, v in state.items() if k.startswith("vae.")})
     out = cfg.out_path / "vae"
     out.mkdir(parents=True, exist_ok=True)
     provenance = {"manifest": m_path, "manifest_hash": m.content_hash(), "images": [r.sha256 for r in rows],
                   "persons": sorted({r.person for r in rows}), "train_per_person": cfg.vae.train_per_person}
-    identity = last_metrics(tracking, ("recon_identity_ratio", "recon_identity_accuracy"))
+    identity = checkpoint_measurement(ckpt, ("recon_identity_ratio", "recon_identity_accuracy"))
     if identity:
-        print(f"[vae] reconstruction identity ratio {identity['recon_identity_ratio']:.2f} at the last epoch: the "
+        print(f"[vae] reconstruction identity ratio {identity['recon_identity_ratio']:.2f} at the exported epoch: the "
               f"person classifier recognises {identity['recon_identity_accuracy']:.0%} of the reconstructed "
               "validation images")
     save_vae(vae, out / "vae.pt", cfg.vae.architecture, {"manifest_hash": m.content_hash(), "provenance": provenance,

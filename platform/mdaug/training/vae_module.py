@@ -64,7 +64,9 @@ class VAEModule(pl.LightningModule):
         return [opt_g, opt_d], [torch.optim.lr_scheduler.OneCycleLR(opt_g, self.lr, total_steps=steps,
                                                                     pct_start=0.1)]
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """One generator (and, after disc_start, discriminator) update; returns this batch's L1 (detached), the
+        step-level curve's value."""
         opt_g, opt_d = self.optimizers()
         x = batch["image"]
         post = self.vae.encode(x)
@@ -91,6 +93,7 @@ class VAEModule(pl.LightningModule):
         # epoch means over every rank's batches (Lightning's default for a training step: the last batch's value)
         self.log_dict({f"train/{k}": v for k, v in logs.items()}, on_step=False, on_epoch=True, sync_dist=True)
         self.log("train_loss", logs["l1"], prog_bar=True, on_step=False, on_epoch=True, sync_dist=True)
+        return logs["l1"].detach()
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         x = batch["image"]
