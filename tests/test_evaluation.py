@@ -100,6 +100,7 @@ def test_controls_run_at_control_ks_and_the_primary_pair_everywhere():
         load_config("tiny", ["ks=[2,4]"], "evaluation")
 
 
+@pytest.mark.slow  # ≈ 75–120 s (machines of this kind differ): the default tier stays under 8 minutes
 def test_harness_detects_oracle_gain_and_no_aa_gain(sim_eval, ray_local, tmp_path):
     """4 generator replicates (a perfect generator: fresh simulator recordings) × 4 classifier seeds, both
     classifier architectures on the primary pair; the pre-registration, the controls, the look count."""
