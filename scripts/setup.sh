@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv and install mdaug in editable mode with its extras (dinov2, optuna, dev) at the versions tested
+# Create .venv and install mdaug in editable mode with its extras (dinov2, optuna, dev; gpu where an NVIDIA driver
+# is present) at the versions tested
 # together (constraints.txt; pyproject.toml states the ranges). Idempotent: a second run only re-checks.
 # torch 2.13.0: with TORCH_INDEX_URL set, from that index (e.g. https://download.pytorch.org/whl/cu128); on Linux
 # with an NVIDIA driver, PyPI's build (CUDA 12.x, several GB); without one (or on a Mac), a CPU build: torch
@@ -23,6 +24,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "no NVIDIA driver: torch 2.13.0 CPU build from https://download.pytorch.org/whl/cpu" >&2
     pip_q torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
   fi
-  .venv/bin/python -m pip install -q -c constraints.txt -e '.[dinov2,optuna,dev]' 2> >(grep -v "is ignored" >&2)
+  extras=dinov2,optuna,dev
+  if command -v nvidia-smi >/dev/null || [ -e /proc/driver/nvidia ]; then extras=$extras,gpu; fi
+  .venv/bin/python -m pip install -q -c constraints.txt -e ".[$extras]" 2> >(grep -v "is ignored" >&2)
   echo "$want" > "$stamp"
 fi

@@ -78,7 +78,9 @@ def test_stages_write_checkpoints_latents_provenance_and_mlflow_runs(trained):
               for i in client.get_run(runs["dit"].info.run_id).inputs.dataset_inputs}
     manifest = Manifest.load(out.parent / "manifest.json")
     assert inputs == {"training": 2 * manifest.num_classes, "validation": len(manifest.split("val"))}  # k = 2
-    assert any(k.startswith("system/cpu_utilization") for k in runs["vae"].data.metrics)
+    assert any(k.startswith("system/cpu_utilization") for k in runs["vae"].data.metrics)  # the driver's
+    for rank in (0, 1):  # each Ray Train worker's, under its rank as MLflow's node id; the run still FINISHED
+        assert f"system/rank{rank}/cpu_utilization_percentage" in runs["vae"].data.metrics, runs["vae"].data.metrics
     # provenance: the autoencoder saw only the other walkers (ID_5 …), the DiT the first 2 train images per person
     task = Manifest.load(out.parent / "manifest.json")
     prov = ckpt["provenance"]

@@ -9,6 +9,7 @@ import json
 import logging
 import time
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from ray.train.torch import TorchTrainer
 
 from mdaug.ray_mlflow.config import TrainJobConfig
 from mdaug.ray_mlflow.ray_session import log_level
+from mdaug.ray_mlflow.tracking import worker_system_metrics
 from mdaug.storage import delete_dir, exists, join, write_text
 from mdaug.training.batches import ordered_loader, shuffled_loader
 from mdaug.training.epoch_seed import EpochSeed
@@ -75,12 +77,14 @@ def lightning_fit(module: pl.LightningModule, config: dict[str, Any], callbacks:
     )
     trainer = prepare_trainer(trainer)
     checkpoint = ray.train.get_checkpoint()
-    if checkpoint is None:
-        trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
-        return
-    with checkpoint.as_directory() as ckpt_dir:
-        trainer.fit(module, train_dataloaders=train, val_dataloaders=val,
-                    ckpt_path=str(Path(ckpt_dir) / RayTrainReportCallback.CHECKPOINT_NAME))
+    tracked = "run_id" in config  # a job's stage: this worker's system metrics go to its run
+    with worker_system_metrics(config["tracking_uri"], config["run_id"], f"rank{rank}") if tracked else nullcontext():
+        if checkpoint is None:
+            trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
+            return
+        with checkpoint.as_directory() as ckpt_dir:
+            trainer.fit(module, train_dataloaders=train, val_dataloaders=val,
+                        ckpt_path=str(Path(ckpt_dir) / RayTrainReportCallback.CHECKPOINT_NAME))
 
 
 class RunMarker:
