@@ -32,7 +32,8 @@ def test_preflight_waits_for_the_autoscaler_and_refuses_after_the_wait():
     result = json.loads(run.stdout.strip().splitlines()[-1])
     refused, grown = result["refused"], result["grown"]
     print(f"refused after {refused['seconds']} s (wait 2 s); passed after {grown['seconds']} s (node added at 1 s)")
-    assert refused["error"].startswith("2 workers × 1.5 CPU need 3 CPUs; the cluster has 1 after waiting 2 s")
+    assert refused["error"].startswith("training (2 workers × 1.5 CPU) needs 3 CPU; the cluster has 1 CPU after "
+                                       "waiting 2 s")
     assert "resource_wait_s=SECONDS (now 2)" in refused["error"] and "Lower workers or cpus_per_worker" in \
         refused["error"]
     assert 2.0 <= refused["seconds"] < 4.0
@@ -43,11 +44,13 @@ def test_preflight_waits_for_the_autoscaler_and_refuses_after_the_wait():
     split, packed, fits = result["split"], result["packed"], result["fits"]
     print(f"unplaceable shapes refused after {split['seconds']} s (no node holds one) and {packed['seconds']} s "
           f"(a 2 s placement wait); a placeable one passed in {fits['seconds']} s")
-    assert split["error"].startswith("1 worker: 1 × {'CPU': 4.5} fit the cluster's totals but no node holds one "
-                                     "(the largest has {'CPU': 4.0}). Lower workers or cpus_per_worker")
+    assert split["error"].startswith("training (1 worker × 4.5 CPU): 1 × {'CPU': 4.5} fit the cluster's totals but "
+                                     "no node holds one (the largest has {'CPU': 4.0}). Lower workers or "
+                                     "cpus_per_worker")
     assert split["seconds"] < 2.0
-    assert packed["error"].startswith("3 workers: 3 × {'CPU': 1.5} fit the cluster's totals but Ray could not place "
-                                      "them within 2 s (the nodes are too small") and 2.0 <= packed["seconds"] < 6.0
+    assert packed["error"].startswith("training (3 workers × 1.5 CPU): 3 × {'CPU': 1.5} fit the cluster's totals but "
+                                      "Ray could not place them within 2 s (the nodes are too small")
+    assert 2.0 <= packed["seconds"] < 6.0
     assert fits["error"] is None and grown["placement_groups_left"] == 0  # the checks' groups are removed
 
 

@@ -178,9 +178,10 @@ def test_bad_input_is_refused_before_training(manifest64, tmp_path, ray_local):
     cfg = replace(load_config("tiny", ["vae.lr=3e-4"], "train"), stage="vae", data=str(manifest64),
                   out=str(tmp_path / "o"))
     assert cfg.vae.lr == 3e-4 and cfg.vae.epochs == 15
-    with pytest.raises(ValueError, match=r"need \d+ CPUs; the cluster has \d+"):
+    with pytest.raises(ValueError, match=r"^training \(800 workers × 1 CPU\) needs 800 CPU; the cluster has \d+ "):
         check_resources(replace(cfg, workers=800))
-    with pytest.raises(ValueError, match="GPUs"):
+    with pytest.raises(ValueError, match=r"needs \d+ GPU; the cluster has 0 GPU\. Lower workers or cpus_per_worker / "
+                                         "gpus_per_worker"):
         check_resources(replace(cfg, gpus_per_worker=1.0))
     with pytest.raises(ValueError, match="fewer than one batch of 64"):
         run_train_job(replace(cfg, vae=replace(cfg.vae, batch_size=64)))

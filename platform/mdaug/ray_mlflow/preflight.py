@@ -119,16 +119,19 @@ def waited_note(wait_s: float) -> str:
 def check_placeable(what: str, bundle: dict[str, float], count: int, wait_s: float, lower: str,
                     wait_how: str) -> None:
     """`count` × `bundle` (a job's tasks or actors, all placed at once) that the cluster cannot place would wait
-    forever (Ray only warns): a ValueError now, after giving an autoscaling cluster wait_s seconds to add nodes.
-    `what` needs …; `lower`: the knobs that ask for less; `wait_how`: how to give the cluster time."""
+    forever (Ray only warns): a ValueError now, after giving an autoscaling cluster wait_s seconds to add nodes and
+    Ray max(PLACE_S, what is left of them) to place the bundles. `what` needs …; `lower`: the knobs that ask for
+    less; `wait_how`: how to give the cluster time."""
     bundle = {k: v for k, v in bundle.items() if v > 0}
+    deadline = time.monotonic() + wait_s
     missing = wait_for_resources([bundle] * count, wait_s)
     if missing:
         needs = " and ".join(f"{n:g} {k}" for k, (n, _) in missing.items())
         has = " and ".join(f"{h:g} {k}" for k, (_, h) in missing.items())
         raise ValueError(f"{what} needs {needs}; the cluster has {has}{waited_note(wait_s)}. Lower {lower}, or give "
                          f"an autoscaling cluster time to add nodes: {wait_how}.")
-    if why := unplaced([bundle] * count, wait_s):
+    left = max(deadline - time.monotonic(), 1e-3) if wait_s > 0 else 0.0  # one deadline for both waits, not two
+    if why := unplaced([bundle] * count, left):
         raise unplaced_error(what, [bundle] * count, why, lower)
 
 
@@ -136,18 +139,11 @@ def check_resources(cfg: TrainJobConfig) -> None:
     """More workers than the cluster can place is an error now, not a hang later; an autoscaling cluster gets
     cfg.resource_wait_s seconds to add the nodes."""
     bundle = {k: v for k, v in (("CPU", cfg.cpus_per_worker), ("GPU", cfg.gpus_per_worker)) if v > 0}
-    missing = wait_for_resources([bundle] * cfg.workers, cfg.resource_wait_s)
     knobs = {"GPU": "gpus_per_worker", "CPU": "cpus_per_worker"}
-    if not missing:
-        if why := unplaced([bundle] * cfg.workers, cfg.resource_wait_s):
-            raise unplaced_error(f"{cfg.workers} worker{'s' * (cfg.workers != 1)}", [bundle] * cfg.workers, why,
-                                 f"workers or {' / '.join(knobs[k] for k in bundle)}")
-        return
-    needs = "; ".join(f"{cfg.workers} workers × {bundle[k]:g} {k} need {n:g} {k}s; the cluster has {h:g}"
-                      for k, (n, h) in missing.items())
-    raise ValueError(f"{needs}{waited_note(cfg.resource_wait_s)}. Lower workers or "
-                     f"{' / '.join(knobs[k] for k in missing)}, or give an autoscaling cluster time to add nodes: "
-                     f"resource_wait_s=SECONDS (now {cfg.resource_wait_s:g}).")
+    shape = " + ".join(f"{v:g} {k}" for k, v in bundle.items())
+    check_placeable(f"training ({cfg.workers} worker{'s' * (cfg.workers != 1)} × {shape})", bundle, cfg.workers,
+                    cfg.resource_wait_s, f"workers or {' / '.join(knobs[k] for k in bundle)}",
+                    f"resource_wait_s=SECONDS (now {cfg.resource_wait_s:g})")
 
 
 def check_resume(cfg: TrainJobConfig) -> None:
