@@ -18,6 +18,7 @@ import numpy as np
 import ray
 import torch
 import yaml
+from mlflow.entities import RunTag
 from mlflow.tracking import MlflowClient
 from ray import tune
 
@@ -96,8 +97,7 @@ def trial_run(config: dict, ctx: dict, device: str) -> tuple[MlflowClient, str]:
     if found:
         run_id = found[0].info.run_id
         client.update_run(run_id, status="RUNNING")
-        for k, v in tags.items():
-            client.set_tag(run_id, k, v)
+        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
     else:
         run_id = client.create_run(ctx["experiment_id"], tags=tags).info.run_id
     log_params(client, run_id, {k: config[k] for k in SETTINGS})
