@@ -12,6 +12,8 @@ import pytest
 
 os.environ["RAY_AUTH_MODE"] = "disabled"
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+# system metrics every second (not every 5 s): a test's fits last seconds; Ray's workers inherit it
+os.environ.setdefault("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")
 
 
 @pytest.fixture(scope="session")

@@ -183,14 +183,15 @@ def epoch_line(label: str, epoch: int, epochs: int, metrics: dict[str, float], s
 @contextmanager
 def worker_system_metrics(uri: str, run_id: str, node_id: str, interval_s: float = 5) -> Iterator[None]:
     """This process's CPU, memory, disk, network (and GPU, with the `gpu` extra's nvidia-ml-py) every `interval_s`
-    as `system/<node_id>/*` metrics of the job's run, through MLflow's fluent API (`start_run(log_system_metrics=
-    True)`, `set_system_metrics_node_id`). For a Ray Train worker's own process: the run is left RUNNING (the
-    driver ends it)."""
+    (or MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL) as `system/<node_id>/*` metrics of the job's run, through MLflow's
+    fluent API (`start_run(log_system_metrics=True)`, `set_system_metrics_node_id`). For a Ray Train worker's own
+    process: the run is left RUNNING (the driver ends it)."""
     import mlflow
 
     logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # no start/stop lines per worker
     mlflow.set_tracking_uri(uri)
-    mlflow.set_system_metrics_sampling_interval(interval_s)
+    if not os.environ.get("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"):  # MLflow's own setting wins where it is set
+        mlflow.set_system_metrics_sampling_interval(interval_s)
     mlflow.set_system_metrics_node_id(node_id)
     mlflow.start_run(run_id=run_id, log_system_metrics=True)
     try:
