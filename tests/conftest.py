@@ -16,6 +16,20 @@ os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 os.environ.setdefault("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")
 
 
+def _torch_threads() -> None:
+    """The in-process tests' torch threads: no more than the CPUs this process may use (a CI container with a
+    2-CPU quota on a many-core host would otherwise run one thread per host core, throttled several times slower);
+    OMP_NUM_THREADS (bench/learning_margins.py) still sets fewer."""
+    import torch
+
+    from mdaug.cpus import available_cpus
+
+    torch.set_num_threads(min(torch.get_num_threads(), available_cpus()))
+
+
+_torch_threads()
+
+
 @pytest.fixture(scope="session")
 def seed() -> int:
     """The seed a learning test starts from: MDAUG_TEST_SEED, else 0. bench/learning_margins.py reruns the learning
@@ -113,7 +127,8 @@ CANARIES = {"MLFLOW_TRACKING_PASSWORD": "canary-mlflow-5b1e0c7d", "AWS_SECRET_AC
 @pytest.fixture(scope="session")
 def pipeline_run(ray_local, tmp_path_factory) -> Path:
     """The whole pipeline, once per session (MLflow in OUT/mlflow.db), with CANARIES in its environment; its
-    printed lines in OUT/first_run.log, its stage record in OUT/first_run_stages.json."""
+    printed lines in OUT/first_run.log, its stage record in OUT/first_run_stages.json, its outputs as this run left
+    them in `first_outputs(OUT)` (later tests rerun stages in OUT: a rerun evaluation is a second look)."""
     from mdaug.pipeline import run_pipeline
 
     out = tmp_path_factory.mktemp("pipeline")
@@ -130,7 +145,13 @@ def pipeline_run(ray_local, tmp_path_factory) -> Path:
                 os.environ[name] = value
     (out / "first_run.log").write_text("\n".join(lines))
     shutil.copy(out / "stages.json", out / "first_run_stages.json")  # later tests rerun stages
+    shutil.copytree(out, first_outputs(out), ignore=shutil.ignore_patterns("mlartifacts", "mlflow.db"))
     return out
+
+
+def first_outputs(pipeline_out: Path) -> Path:
+    """A copy of pipeline_run's outputs as its own run left them (no MLflow store)."""
+    return pipeline_out.parent / f"{pipeline_out.name}-first"
 
 
 @pytest.fixture(scope="session")

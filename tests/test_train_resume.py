@@ -84,8 +84,10 @@ def test_a_killed_training_job_resumes_at_its_next_epoch_and_ends_where_an_unint
     resumed = re.search(r"resumed from its checkpoint after epoch (\d+) of (\d+)", text)
     assert resumed and int(resumed.group(2)) == EPOCHS, text[-3000:]
     at = int(resumed.group(1))  # epochs done: the last checkpoint Ray Train committed is epoch `at` (1-based)
-    # an epoch is logged after its checkpoint is committed; the kill may land between the two
-    assert before[-1] + 1 <= at <= before[-1] + 2, (at, before)
+    # a worker logs an epoch once its checkpoint is written, but Ray Train's controller registers that checkpoint
+    # (what a resumed run restores) when it next polls the workers: a kill may land before it did (more likely on
+    # a slower machine), or after the next epoch's checkpoint was written but before it was logged
+    assert before[-1] <= at <= before[-1] + 2, (at, before)
     after = _epochs_logged(out)[-1]
     print(f"killed after epochs {before}; resumed after epoch {at}; the new run logged epochs {after}")
     assert after == list(range(at, EPOCHS)), after  # the epochs after the checkpoint, none redone from 0

@@ -4,12 +4,12 @@ Built from the manifest rows (not a re-scan of the folder), so exactly the split
 
 from __future__ import annotations
 
-import os
 from functools import partial
 
 import numpy as np
 import ray
 
+from mdaug.cpus import available_cpus
 from mdaug.data.images import load_image
 from mdaug.data.manifest import Manifest, Row
 
@@ -36,7 +36,7 @@ def rows_dataset(manifest: Manifest, rows: list[Row], size: int, channels: str |
     runs in parallel without flooding a small machine with tiny tasks."""
     items = [{"path": manifest.file(r), "label": r.label, "sha256": r.sha256, "index": i} for i, r in enumerate(rows)]
     if blocks is None:
-        cpus = int(ray.cluster_resources().get("CPU", os.cpu_count() or 1)) if ray.is_initialized() else 2
+        cpus = int(ray.cluster_resources().get("CPU", available_cpus())) if ray.is_initialized() else 2
         blocks = max(1, min(len(items) // batch_size + 1, 2 * cpus))
     ds = ray.data.from_items(items, override_num_blocks=blocks)
     fn = partial(_decode_batch, size=size, channels=channels or manifest.channels, with_hash=with_hash)

@@ -8,6 +8,8 @@ import os
 
 import ray
 
+from mdaug.cpus import available_cpus
+
 VERBOSE = "MDAUG_VERBOSE"  # =1: Ray's own INFO logs on the console (Train reports and checkpoints, Data's plans)
 
 
@@ -39,5 +41,5 @@ def connect_ray(min_slots: float = 0) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(log_to_driver=True, logging_config=ray_logging())
         return
-    ray.init(address="local", num_cpus=max(os.cpu_count() or 1, math.ceil(min_slots)), include_dashboard=True,
+    ray.init(address="local", num_cpus=max(available_cpus(), math.ceil(min_slots)), include_dashboard=True,
              dashboard_host="127.0.0.1", log_to_driver=True, logging_config=ray_logging())

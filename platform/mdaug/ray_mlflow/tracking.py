@@ -113,7 +113,8 @@ class EpochLogger(pl.Callback):
 
     Measures when validation ends, before Ray's report callback saves the epoch's checkpoint, which holds the
     measurement (`checkpoint_measurement`: a run killed after its last checkpoint still exports it); logs after it
-    (placed after Ray's callback), so an epoch is logged only once its checkpoint exists."""
+    (placed after Ray's callback), so an epoch is logged only once its checkpoint is written (Ray Train's controller
+    registers it, for a resumed run to restore, when it next polls the workers)."""
 
     def __init__(self, uri: str, run_id: str, report: Callable | None = None, label: str = "train",
                  grid_key: str = "samples") -> None:

@@ -7,7 +7,6 @@ import io
 import json
 import math
 import multiprocessing
-import os
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -19,6 +18,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from mdaug.bounds import SettingError
+from mdaug.cpus import available_cpus
 from mdaug.imaging import encode, tiled_grid, to_pil
 from mdaug.sim.config import SimConfig
 from mdaug.sim.kinematics import WalkBatch
@@ -139,7 +139,7 @@ def simulate_dataset(out: Path, cfg: SimConfig, progress: bool = True, workers: 
         for pi in cfg.person_indices:
             (tmp / f"ID_{pi + 1}").mkdir()
         bar = tqdm(total=len(keys), desc="simulate", unit="img", disable=not progress)
-        for chunk, files in zip(chunks, _chunks_in_order(chunks, cfg, workers or os.cpu_count() or 1), strict=True):
+        for chunk, files in zip(chunks, _chunks_in_order(chunks, cfg, workers or available_cpus()), strict=True):
             for (pi, si), data in zip(chunk, files, strict=True):
                 (tmp / f"ID_{pi + 1}" / f"s{si:04d}.{cfg.image_format}").write_bytes(data)
                 if si == cfg.first_sample:
