@@ -152,7 +152,6 @@ class EpochLogger(pl.Callback):
         metrics |= {"epoch_time_s": seconds, "throughput_img_s": self.images * trainer.world_size / seconds,
                     "global_step": float(trainer.global_step)}
         metrics |= self.measured
-        grid = self.grid
         self.seconds.append(seconds)
         say(epoch_line(self.label, epoch, trainer.max_epochs, metrics, self.seconds))
         client = MlflowClient(self.uri)
@@ -162,8 +161,8 @@ class EpochLogger(pl.Callback):
         client.log_batch(self.run_id, metrics=[Metric(k, v, now, epoch) for k, v in metrics.items()]
                          + [Metric("train_loss_step", v, now, step) for step, v in self.steps])
         self.steps.clear()
-        if grid is not None:  # the UI's image panel, with the epoch on its step slider
-            client.log_image(self.run_id, grid, key=self.grid_key, step=epoch, synchronous=True)
+        if self.grid is not None:  # the UI's image panel, with the epoch on its step slider
+            client.log_image(self.run_id, self.grid, key=self.grid_key, step=epoch, synchronous=True)
 
 
 def epoch_line(label: str, epoch: int, epochs: int, metrics: dict[str, float], seconds: list[float]) -> str:
@@ -181,6 +180,27 @@ def epoch_line(label: str, epoch: int, epochs: int, metrics: dict[str, float], s
     return " · ".join(parts)
 
 
+def system_metrics_interval(default_s: float = 5) -> float:
+    """Seconds between system-metric samples: MLflow's own MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL where it is set."""
+    return float(os.environ.get("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL") or default_s)
+
+
+@contextmanager
+def driver_system_metrics(uri: str, run_id: str, interval_s: float = 5) -> Iterator[None]:
+    """The job driver's CPU, memory, disk, network (and GPU) as `system/*` metrics of `run_id` while the block runs.
+    MLflow's SystemMetricsMonitor, not the fluent API: the driver logs to several runs by id and never holds an
+    active run."""
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # no start/stop lines per stage
+    monitor = SystemMetricsMonitor(run_id, sampling_interval=system_metrics_interval(interval_s), tracking_uri=uri)
+    monitor.start()
+    try:
+        yield
+    finally:
+        monitor.finish()
+
+
 @contextmanager
 def worker_system_metrics(uri: str, run_id: str, node_id: str, interval_s: float = 5) -> Iterator[None]:
     """This process's CPU, memory, disk, network (and GPU, with the `gpu` extra's nvidia-ml-py) every `interval_s`
@@ -191,8 +211,7 @@ def worker_system_metrics(uri: str, run_id: str, node_id: str, interval_s: float
 
     logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # no start/stop lines per worker
     mlflow.set_tracking_uri(uri)
-    if not os.environ.get("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"):  # MLflow's own setting wins where it is set
-        mlflow.set_system_metrics_sampling_interval(interval_s)
+    mlflow.set_system_metrics_sampling_interval(system_metrics_interval(interval_s))
     mlflow.set_system_metrics_node_id(node_id)
     mlflow.start_run(run_id=run_id, log_system_metrics=True)
     try:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import replace
 from pathlib import Path
-
-from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
 from mdaug.config import flatten, to_yaml
 from mdaug.data.manifest import Manifest, Row
@@ -20,7 +17,7 @@ from mdaug.ray_mlflow.datasets import log_manifest_inputs
 from mdaug.ray_mlflow.dit_stage import train_dit
 from mdaug.ray_mlflow.preflight import VAE_FILES, check_resources, check_resume, check_vae_files, load_verified_manifest
 from mdaug.ray_mlflow.ray_session import connect_ray
-from mdaug.ray_mlflow.tracking import log_params, mlflow_run, tracking_uri
+from mdaug.ray_mlflow.tracking import driver_system_metrics, log_params, mlflow_run, tracking_uri
 from mdaug.ray_mlflow.train_stages import extract_latents, train_identity_classifier, train_vae, vae_data
 from mdaug.storage import absolute, is_uri, write_text
 
@@ -77,13 +74,8 @@ def _run_stage(cfg: TrainJobConfig, manifest: Manifest, parent_run_id: str | Non
         t0 = time.perf_counter()
         tracking = {"tracking_uri": tracking_uri(tracking_dir), "run_id": run_id}
         log_manifest_inputs(client, run_id, *stage_inputs(cfg, manifest))
-        logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # no start/stop lines per stage
-        monitor = SystemMetricsMonitor(run_id, sampling_interval=5, tracking_uri=tracking["tracking_uri"])
-        monitor.start()  # the driver's CPU, memory, disk, network (and GPU) every 5 s, as system/* metrics
-        try:
+        with driver_system_metrics(tracking["tracking_uri"], run_id):
             outputs = STAGE_FUNCTIONS[cfg.stage](cfg, manifest, tracking)
-        finally:
-            monitor.finish()
         client.log_metric(run_id, "stage_wall_time_s", time.perf_counter() - t0)
         for path in outputs.values():
             if path.is_file():
