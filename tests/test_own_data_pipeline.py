@@ -2,7 +2,7 @@
 at 40–45 dB SNR, exported as jet JPGs) run with --data without a false leakage finding, while a resized, re-encoded
 copy of a test image among the recordings is refused at the split, naming both files, before anything trains, and
 the same copy in a generated set is refused by the generation stage's check before the set is published. Slow: one
-small pipeline (conftest.SMALL) on 8 persons; `.ci/run` runs it (`pytest -m "slow or not slow"`)."""
+small pipeline (conftest.SMALL) on 8 persons; `.ci/run` runs it (`pytest -m "not soak"`)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A pipeline SIGKILLed inside each stage in turn resumes, and ends with what an uninterrupted run made; a second
 pipeline on the same output folder is refused at once, and a killed one leaves no stuck lock. Slow: about 12 process
-starts of the small pipeline (conftest.small_pipeline); `.ci/run` runs it (`pytest -m "slow or not slow"`)."""
+starts of the small pipeline (conftest.small_pipeline); `.ci/run` runs it (`pytest -m "not soak"`)."""
 
 from __future__ import annotations
 
