@@ -17,11 +17,12 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+import pyarrow.fs
 import pytest
 from mlflow.tracking import MlflowClient
 
 from mdaug.ray_mlflow.sweep import SweepConfig, run_sweep
-from mdaug.ray_mlflow.sweep_resume import EXPERIMENT, tune_storage
+from mdaug.ray_mlflow.sweep_resume import EXPERIMENT, STATE_RECORD, read_state_record, tune_storage, unverified_state
 
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE_SWEEP = SweepConfig(trials=2, per_person=2, steps=(4, 16))  # conftest.small_pipeline's sweep
@@ -46,13 +47,48 @@ def _trials(out: Path) -> list[dict]:
         return [{k: v for k, v in row.items() if k != "images_per_s"} for row in csv.DictReader(f)]
 
 
-def _statuses(out: Path) -> list[str]:
-    """The trials' statuses in the newest experiment state Tune saved ([] while there is none or it is mid-write)."""
+def _trial_states(out: Path) -> list[dict]:
+    """The trials in the newest experiment state Tune saved in the storage ([] while there is none or it is
+    mid-write)."""
     states = sorted((Path(tune_storage(out)) / EXPERIMENT).glob("experiment_state-*.json"))
     try:
-        return [json.loads(t[0])["status"] for t in json.loads(states[-1].read_text())["trial_data"]] if states else []
+        return [json.loads(t[0]) for t in json.loads(states[-1].read_text())["trial_data"]] if states else []
     except (json.JSONDecodeError, OSError):
         return []
+
+
+def _statuses(out: Path) -> list[str]:
+    return [t["status"] for t in _trial_states(out)]
+
+
+def _terminated(out: Path) -> set[str]:
+    """The ids of the trials the storage's newest experiment state holds finished."""
+    return {t["trial_id"] for t in _trial_states(out) if t["status"] == "TERMINATED"}
+
+
+def _kill_between_trials(proc: subprocess.Popen, out: Path, trials: int, log: Path, timeout_s: float = 300) -> set:
+    """SIGKILL the sweep once its storage shows some but not all of its trials finished, at a moment the storage
+    holds only state its driver recorded: the process group is frozen (SIGSTOP) and checked, else let go and watched
+    again. Tune uploads its state by rewriting the storage's files, so a kill during an upload leaves a partial
+    file there, which a rerun refuses (sweep_resume). Returns the finished trials' ids."""
+    experiment = str(Path(tune_storage(out)) / EXPERIMENT)
+    deadline = time.time() + timeout_s
+    while proc.poll() is None and time.time() < deadline:
+        if 0 < len(_terminated(out)) < trials:
+            os.killpg(proc.pid, signal.SIGSTOP)
+            record = read_state_record(out / STATE_RECORD)
+            if (0 < len(_terminated(out)) < trials
+                    and unverified_state(pyarrow.fs.LocalFileSystem(), experiment, experiment, record) is None):
+                break
+            os.killpg(proc.pid, signal.SIGCONT)
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = _terminated(out)
+    assert 0 < len(finished) < trials, (f"no consistent moment with 1 to {trials - 1} finished trials in "
+                                        f"{timeout_s:.0f} s (exit code {proc.returncode}): {_statuses(out)}\n"
+                                        f"{log.read_text()[-3000:]}")
+    return finished
 
 
 @pytest.mark.slow  # ≈ 30 s: the default tier stays under 8 minutes
@@ -95,17 +131,12 @@ def test_killed_sweep_resumes_to_the_uninterrupted_trials(trained, tmp_path, ray
     args = [sys.executable, REPO / "tests" / "sweep_job.py", "--dit", dit, "--out", out, "--tracking-dir", tmp_path,
             "trials=2", "per_person=2", "steps=[4,16]", "cfg_scale=[1,12]"]  # = PIPELINE_SWEEP
     # TUNE_GLOBAL_CHECKPOINT_S=0: Tune saves its state at every step, so the first finished trial shows at once
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=(tmp_path / "stderr.log").open("w"),
-                            env={**os.environ, "RAY_ADDRESS": "", "TUNE_GLOBAL_CHECKPOINT_S": "0"},
-                            start_new_session=True)
-    t0, deadline = time.time(), time.time() + 300
-    while "TERMINATED" not in _statuses(out) and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    statuses = _statuses(out)
-    print(f"killed {time.time() - t0:.1f} s after the start, trial statuses {statuses}")
-    assert len(statuses) == 2 and statuses.count("TERMINATED") == 1  # killed between the two trials
+    log, t0 = tmp_path / "killed.log", time.time()
+    with log.open("w") as f:
+        proc = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, "RAY_ADDRESS": "", "TUNE_GLOBAL_CHECKPOINT_S": "0"})
+        _kill_between_trials(proc, out, 2, log)
+    print(f"killed {time.time() - t0:.1f} s after the start, trial statuses {_statuses(out)}")
     assert not (out / "best_sampling.yaml").exists()
     finished = [r.data.tags["mlflow.runName"] for r in _trial_runs(tmp_path) if r.info.status == "FINISHED"]
     assert len(finished) == 1
@@ -217,24 +248,18 @@ def test_a_forged_tune_state_is_never_unpickled(tmp_path, capsys):
     assert "holds no record of the Tune state its driver wrote; starting it afresh" in capsys.readouterr().out
 
 
-@pytest.mark.slow  # ≈ 2 min (2 busy cores): four sweep processes, each starting its own local Ray
+@pytest.mark.slow  # ≈ 1 min (2 busy cores): four sweep processes, each starting its own local Ray
 def test_a_killed_sweep_resumes_from_the_state_its_driver_recorded(tmp_path):
-    """The recorder keeps up with Tune's saves: a sweep SIGKILLed between trials resumes (its finished trial not
+    """The recorder keeps up with Tune's saves: a sweep SIGKILLed between trials resumes (its finished trials not
     run again); a tuner.pkl forged afterwards is refused (never unpickled) and the sweep starts afresh."""
     import pickle
 
-    out, marker = tmp_path / "sweep", tmp_path / "pwned"
+    out, marker, log = tmp_path / "sweep", tmp_path / "pwned", tmp_path / "killed.log"
     args = [sys.executable, REPO / "tests" / "tiny_sweep_job.py", out, "3", "1"]
     env = {**os.environ, "RAY_ADDRESS": "", "TUNE_GLOBAL_CHECKPOINT_S": "0"}
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                            start_new_session=True)
-    deadline = time.time() + 120
-    while "TERMINATED" not in _statuses(out) and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert _statuses(out).count("TERMINATED") == 1
-    finished = {p.name for p in (out / "ran").iterdir()}
+    with log.open("w") as f:
+        proc = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        finished = _kill_between_trials(proc, out, 3, log)
 
     def rerun() -> bool:
         run = subprocess.run(args, capture_output=True, text=True, env=env, timeout=180)
@@ -243,7 +268,7 @@ def test_a_killed_sweep_resumes_from_the_state_its_driver_recorded(tmp_path):
 
     assert rerun()
     runs = Counter(p.name.rsplit("-", 1)[0] for p in (out / "ran").iterdir())
-    assert len(runs) == 3 and all(runs[name.rsplit("-", 1)[0]] == 1 for name in finished)  # not run again
+    assert len(runs) == 3 and all(runs[trial_id] == 1 for trial_id in finished)  # not run again
     assert rerun() and _statuses(out) == ["TERMINATED"] * 3  # the resumed sweep's own state is recorded too
     (Path(tune_storage(out)) / EXPERIMENT / "tuner.pkl").write_bytes(pickle.dumps(_Payload(marker)))
     assert not rerun() and not marker.exists()

@@ -2,7 +2,9 @@
 sweep's output folder; beside it, `sweep.inputs.json` holds a hash of everything the trials' results depend on.
 A rerun with the same inputs restores the experiment (finished trials are kept, unfinished and errored ones run);
 other inputs delete it and start afresh. Tune saves the experiment's state every ≥ 10 s, so a trial that finished
-in the last seconds before a kill may run again (with the same result).
+in the last seconds before a kill may run again (with the same result). Tune uploads its state by rewriting the
+storage's files: a kill during an upload (≈ 0.6 % of moments with a save at every step) leaves a partial file,
+which the rerun refuses, starting the sweep afresh.
 Restoring unpickles Tune's state files (tuner.pkl, experiment_state-*.json, searcher and callback state) from the
 storage, which every worker can write: the driver records the sha256 of each version it writes in its own output
 folder (STATE_RECORD, never in the storage) and restores only when every such file in the storage is one of them."""
