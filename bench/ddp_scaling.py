@@ -15,6 +15,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from mdaug.config import load_config  # noqa: E402
+from mdaug.cpus import available_cpus  # noqa: E402
 from mdaug.data.split import make_split  # noqa: E402
 from mdaug.ray_mlflow.train_job import run_train_job  # noqa: E402
 from mdaug.sim import SimConfig, simulate_dataset  # noqa: E402
@@ -45,7 +46,7 @@ def main() -> None:
             cfg = replace(cfg, stage="vae", data=str(Path(tmp) / "manifest.json"), out=str(out))
             run_train_job(cfg)
             rates[workers] = throughput(out)
-    print(f"VA-VAE tiny, {len(m.split('train'))} train images at 64², {os.cpu_count()} CPUs:")
+    print(f"VA-VAE tiny, {len(m.split('train'))} train images at 64², {available_cpus()} CPUs:")
     print(f"  1 worker: {rates[1]:.1f} img/s   2 workers: {rates[2]:.1f} img/s   ratio ×{rates[2] / rates[1]:.2f}")
 
 

@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 import ray  # noqa: E402
 import torch  # noqa: E402
 
+from mdaug.cpus import available_cpus  # noqa: E402
 from mdaug.flow.latents import LatentStats  # noqa: E402
 from mdaug.flow.sampler import SamplingConfig  # noqa: E402
 from mdaug.flow.transport import flow_loss  # noqa: E402
@@ -120,7 +121,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(PERSONS), a.per_person)
     latents = rng.normal(size=(len(labels), *SHAPE)).astype(np.float32)
-    threads = os.cpu_count() or 1
+    threads = available_cpus()
     plain = plain_loop(whole, torch.from_numpy(latents), torch.from_numpy(labels), a.steps_per_epoch, threads)
     ray.init(num_cpus=threads + 2, include_dashboard=False, log_to_driver=False)
     with tempfile.TemporaryDirectory() as tmp:

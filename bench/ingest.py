@@ -14,6 +14,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 import ray  # noqa: E402
 import torch  # noqa: E402
 
+from mdaug.cpus import available_cpus  # noqa: E402
 from mdaug.data.images import load_image  # noqa: E402
 from mdaug.data.ray_ingest import manifest_dataset  # noqa: E402
 from mdaug.data.split import make_split  # noqa: E402
@@ -55,7 +56,7 @@ def main() -> None:
             simulate_dataset(root, SimConfig(per_person=60, size=128), progress=False)
         m, _ = make_split(root, val=0.0, test=0.0, progress=False)
         rows, n = m.split("train"), len(m.split("train"))
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=available_cpus(), include_dashboard=False, log_to_driver=False)
         ray.data.DataContext.get_current().enable_progress_bars = False
 
         def torch_rate(epochs: int) -> float:

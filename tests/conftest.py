@@ -127,7 +127,7 @@ CANARIES = {"MLFLOW_TRACKING_PASSWORD": "canary-mlflow-5b1e0c7d", "AWS_SECRET_AC
 @pytest.fixture(scope="session")
 def pipeline_run(ray_local, tmp_path_factory) -> Path:
     """The whole pipeline, once per session (MLflow in OUT/mlflow.db), with CANARIES in its environment; its
-    printed lines in OUT/first_run.log, its stage record in OUT/first_run_stages.json, its outputs as this run left
+    printed lines in OUT/first_run.log, its outputs (stages.json with each stage's time included) as this run left
     them in `first_outputs(OUT)` (later tests rerun stages in OUT: a rerun evaluation is a second look)."""
     from mdaug.pipeline import run_pipeline
 
@@ -144,7 +144,6 @@ def pipeline_run(ray_local, tmp_path_factory) -> Path:
             else:
                 os.environ[name] = value
     (out / "first_run.log").write_text("\n".join(lines))
-    shutil.copy(out / "stages.json", out / "first_run_stages.json")  # later tests rerun stages
     shutil.copytree(out, first_outputs(out), ignore=shutil.ignore_patterns("mlartifacts", "mlflow.db"))
     return out
 

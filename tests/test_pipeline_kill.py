@@ -76,7 +76,7 @@ def _results(out: Path) -> list[dict]:
 
 def test_pipeline_killed_in_every_stage_resumes_to_the_uninterrupted_result(pipeline_run, tmp_path):
     out, log = tmp_path / "killed", tmp_path / "stderr.log"
-    reference = json.loads((pipeline_run / "first_run_stages.json").read_text())  # stage times, uninterrupted
+    reference = json.loads((first_outputs(pipeline_run) / "stages.json").read_text())  # stage times, uninterrupted
     landed: dict[str, str] = {}
     kills = 0
     for stage in STAGES:
