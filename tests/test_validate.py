@@ -43,6 +43,10 @@ def test_every_planted_problem_is_reported(planted):
     assert report.channels == "rgb"  # one colour JPEG and one RGBA image
     modes = {r.path: r.mode for r in report.images}
     assert modes["ID_03/alpha.png"] == "RGBA" and modes["ID_03/deep16.png"].startswith("I")
+    rows = [line for line in report.table().splitlines() if line.startswith("ID_")]
+    short = report.table(per_person=False)  # the pipeline's console where nothing is off: no row per person
+    assert len(rows) == 5 and not any(line.startswith("ID_") for line in short.splitlines())
+    assert "[corrupt] ID_02/garbage.jpg" in short and "5 persons" in short
 
 
 def test_cli_report_table_json_and_fail_mode(planted, tmp_path, capsys):

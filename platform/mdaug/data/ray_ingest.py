@@ -43,11 +43,6 @@ def rows_dataset(manifest: Manifest, rows: list[Row], size: int, channels: str |
     return ds.map_batches(fn, batch_size=batch_size, batch_format="numpy")
 
 
-def index_within(row: dict, first: int, last: int | None) -> bool:
-    """Filter: rows at positions first … last - 1 (this module is light: Ray tasks import it fast)."""
-    return first <= row["index"] and (last is None or row["index"] < last)
-
-
 def shift_index(batch: dict[str, np.ndarray], by: int) -> dict[str, np.ndarray]:
     """Back to the row's position in its own split (the encoded rows were train + val in one list)."""
     return batch | {"index": batch["index"] - by}

@@ -27,7 +27,7 @@ from mdaug.pipeline.steps import (
 )
 from mdaug.ray_mlflow.cluster_check import check_shared
 from mdaug.ray_mlflow.preflight import check_vae_files
-from mdaug.ray_mlflow.ray_session import connect_ray
+from mdaug.ray_mlflow.ray_session import connect_ray, quiet_library_noise, verbose
 from mdaug.ray_mlflow.ray_train import NOT_RESULTS
 from mdaug.ray_mlflow.tracking import DESCRIPTION, folder_store, mlflow_run, shown_tracking_uri
 from mdaug.storage import exists, join, write_text
@@ -152,6 +152,7 @@ def run_pipeline(cfg: PipelineConfig, start: str | None = None, only: str | None
 def _run(cfg: PipelineConfig, out: Path, stages: list[str], start: str | None, only: str | None,
          echo: Callable[[str], None]) -> dict[str, Path]:
     check_claimable(out)  # again, under the lock
+    quiet_library_noise(verbose())  # before the MLflow store is first opened
     owner = Ownership(out)
     storage = join(cfg.storage, f"{out.name}-{owner.id}") if cfg.storage else ""  # this pipeline's own prefix
     paths = Paths(out, Path(cfg.data).resolve() if cfg.data else out / "data", storage)

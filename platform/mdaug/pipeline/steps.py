@@ -19,7 +19,6 @@ from mdaug.data.validate import ValidationReport, validate
 from mdaug.evaluation.arms import images_needed, plan_runs
 from mdaug.evaluation.config import ALL, k_label
 from mdaug.flow.sampler import SamplingConfig
-from mdaug.models.vavae import vae_record
 from mdaug.pipeline.config import PipelineConfig
 from mdaug.pipeline.ownership import Ownership
 from mdaug.ray_mlflow.config import TrainJobConfig
@@ -33,7 +32,6 @@ from mdaug.ray_mlflow.tracking import log_params, mlflow_run
 from mdaug.ray_mlflow.train_job import run_train_job
 from mdaug.sim import simulate_dataset
 from mdaug.storage import join, publish, write_bytes, write_text
-from mdaug.training.dit_module import load_dit
 
 
 @dataclass(frozen=True)
@@ -169,7 +167,7 @@ def validate_stage(ctx: Context) -> None:
     report = ctx.report = validate(ctx.paths.data)
     path = ctx.owner.claim(ctx.paths.output_of("validate"))
     write_text(path, json.dumps(report.to_dict(), indent=1))
-    ctx.echo(report.table())
+    ctx.echo(report.table(per_person=bool(report.problems)))  # every person's counts: in `path`
     _small_run(ctx, "validate", {"root": str(ctx.paths.data), "usable": len(report.usable),
                                  "problems": len(report.problems)}, [path])
 
@@ -239,12 +237,7 @@ def _train(ctx: Context, stage: str, dit_k: int = 0, replicate: int = 0) -> None
 
 def train(stage: str) -> Callable[[Context], None]:
     def run(ctx: Context) -> None:
-        _train(ctx, stage)
-        identity = vae_record(ctx.paths.output_of("vae")).get("identity_metrics") if stage == "vae" else None
-        if identity:
-            ctx.echo(f"VA-VAE: reconstruction identity ratio {identity['recon_identity_ratio']:.2f} (the person "
-                     f"classifier recognises {identity['recon_identity_accuracy']:.0%} of the reconstructed "
-                     "validation images)")
+        _train(ctx, stage)  # the train job prints the VA-VAE's reconstruction identity ratio
     return run
 
 
@@ -260,13 +253,8 @@ def dit(ctx: Context) -> None:
         if marker.is_file() and marker.read_text() == key and ctx.paths.dit(k, r).is_file():
             ctx.echo(f"DiT k={k_label(k)} replicate {r}: finished before the interruption with these settings, kept")
             continue
-        _train(ctx, "dit", k, r)
+        _train(ctx, "dit", k, r)  # the train job prints the DiT's identity ratio
         write_text(marker, key)
-        identity = load_dit(ctx.paths.dit(k, r))[2].get("identity_metrics")
-        if identity:
-            ctx.echo(f"DiT k={k_label(k)} replicate {r}: identity ratio {identity['identity_ratio']:.2f} at its "
-                     f"exported epoch (the person classifier recognises {identity['identity_accuracy']:.0%} of its "
-                     "samples)")
     write_text(ctx.paths.output_of("dit"), ",".join(map(str, ctx.cfg.dit_ks)))
     for marker in finished.values():  # the stage is done: a later run of it (new settings, --from) trains anew
         marker.unlink(missing_ok=True)
@@ -339,7 +327,7 @@ def evaluate(ctx: Context) -> None:
     cfg = replace(c.evaluation, data=str(ctx.paths.manifest), synthetic=folders, oracle=oracle,
                   out=str(ctx.paths.eval), experiment=c.experiment)
     run_evaluation(cfg, tracking_dir=ctx.paths.out, parent_run_id=ctx.parent_run_id, echo=ctx.echo,
-                   resource_wait_s=c.resource_wait_s)
+                   resource_wait_s=c.resource_wait_s, echo_verdict=False)  # printed once, when the pipeline ends
     publish_output(ctx, ctx.paths.eval)
 
 

@@ -145,8 +145,9 @@ def train_dit(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str])
     formats = Counter(Path(r.path).suffix.lower().lstrip(".") for r in manifest.rows)
     identity = checkpoint_measurement(ckpt, ("identity_ratio", "identity_accuracy"))
     if identity:
-        print(f"[dit k={cfg.dit.train_per_person or 'all'}] identity ratio {identity['identity_ratio']:.2f} at the "
-              f"exported epoch: the person classifier recognises {identity['identity_accuracy']:.0%} of its samples")
+        name = f"dit k={cfg.dit.train_per_person or 'all'} replicate {cfg.dit.replicate}"
+        print(f"[{name}] identity ratio {identity['identity_ratio']:.2f} at the exported epoch: the person classifier "
+              f"recognises {identity['identity_accuracy']:.0%} of its samples")
     provenance = {"vae": vae_record(info["vae_uri"]).get("provenance") or {},
                   "dit": {"manifest_hash": manifest.content_hash(), "images": sorted(hashes),
                           "train_per_person": cfg.dit.train_per_person, "subset_seed": cfg.dit.subset_seed},

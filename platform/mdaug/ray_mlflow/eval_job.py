@@ -150,8 +150,9 @@ def _design(budgets: dict[int, list[Budget]], data: EvalData, cfg: EvalConfig) -
 
 @locks_output("cfg.out", inside=False)  # .NAME.mdaug.lock beside it: the folder appears only when complete
 def run_evaluation(cfg: EvalConfig, tracking_dir: Path | None = None, parent_run_id: str | None = None,
-                   echo=print, resource_wait_s: float = 0.0) -> EvalOutcome:
-    """Everything is checked and the pre-registration written before any classifier trains; the report folder
+                   echo=print, resource_wait_s: float = 0.0, echo_verdict: bool = True) -> EvalOutcome:
+    """`echo_verdict`: print the verdict's lines at the end (the pipeline prints them once, after its last stage).
+    Everything is checked and the pre-registration written before any classifier trains; the report folder
     appears only when complete. A training task the cluster cannot place (cpus_per_run / gpus_per_run) is refused
     before any is started, after giving an autoscaling cluster resource_wait_s seconds to add a node."""
     out = Path(cfg.out).resolve()
@@ -248,7 +249,7 @@ def run_evaluation(cfg: EvalConfig, tracking_dir: Path | None = None, parent_run
         client.set_tag(run_id, DESCRIPTION, "\n".join(lines))
         client.log_artifacts(run_id, str(tmp))
         tmp.rename(out)
-    for line in lines:
+    for line in lines if echo_verdict else ():
         echo(line)
     return EvalOutcome(out, out / report.name, run_id, rows, lines)
 

@@ -22,7 +22,7 @@ from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, RayTrai
 from ray.train.torch import TorchTrainer
 
 from mdaug.ray_mlflow.config import TrainJobConfig
-from mdaug.ray_mlflow.ray_session import log_level
+from mdaug.ray_mlflow.ray_session import log_level, quiet_library_noise
 from mdaug.ray_mlflow.tracking import worker_system_metrics
 from mdaug.storage import delete_dir, exists, join, write_text
 from mdaug.training.batches import ordered_loader, shuffled_loader
@@ -56,6 +56,7 @@ def lightning_fit(module: pl.LightningModule, config: dict[str, Any], callbacks:
     warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")  # 1×1 convs; harmless
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no per-worker accelerator banners
     logging.getLogger().setLevel(config.get("log_level", "INFO"))  # Ray Train's per-report lines (root's children)
+    quiet_library_noise(config.get("log_level", "INFO") == "INFO")
     if gpu and hasattr(module, "model"):
         module.model.compile()  # in place: state_dict keys unchanged
     ctx = ray.train.get_context()

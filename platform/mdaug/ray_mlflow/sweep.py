@@ -153,6 +153,27 @@ def sweep_inputs(cfg: SweepConfig, gen: Generator, classifier: str, manifest: Ma
             "classifier": hashlib.sha256(read_bytes(classifier)).hexdigest(), "manifest": manifest.content_hash()}
 
 
+class TrialLines(tune.Callback):
+    """On the driver: one console line per finished or failed trial, its settings and objective (Tune's own tables
+    only with MDAUG_VERBOSE=1)."""
+
+    def __init__(self, trials: int, metric: str) -> None:
+        self.trials, self.metric = trials, metric
+
+    def _line(self, trials: list, trial, outcome: str) -> None:
+        done = sum(t is trial or t.status in ("TERMINATED", "ERROR") for t in trials)
+        settings = " · ".join(f"{k} {trial.config[k]:.3g}" for k in SETTINGS if k in trial.config)
+        print(f"[sweep] trial {done}/{self.trials} · {settings} · {outcome}", flush=True)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
+        result = trial.last_result or {}
+        self._line(trials, trial, f"{self.metric} {result.get(self.metric, float('nan')):.3f} · "
+                                  f"{result.get('time_total_s', 0):.0f} s")
+
+    def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
+        self._line(trials, trial, "failed (the sweep names its error when it ends)")
+
+
 METRIC_LABELS = {"tstr_accuracy": "real val accuracy of a classifier trained on the samples (higher is better)",
                  "frechet": "Fréchet distance (classifier features, lower is better)"}
 
@@ -217,7 +238,8 @@ def run_sweep(dit: str, data: str | None, out: Path, cfg: SweepConfig, vae: str 
             trainable, search_space(cfg),
             tune.TuneConfig(metric=metric, mode=mode, num_samples=cfg.trials,
                             search_alg=search_algorithm(cfg.search, cfg.seed)),
-            tune_root, sweep_inputs(cfg, gen, classifier, manifest), record_dir=out)
+            tune_root, sweep_inputs(cfg, gen, classifier, manifest), record_dir=out,
+            callbacks=(TrialLines(cfg.trials, metric),))
         client.set_tag(run_id, "resumed", str(resumed).lower())
         if resumed:
             print(f"resuming the interrupted sweep in {tune_root}: its finished trials are kept", flush=True)

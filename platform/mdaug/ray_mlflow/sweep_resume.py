@@ -20,6 +20,8 @@ from typing import Any
 import pyarrow.fs
 from ray import tune
 
+from mdaug.ray_mlflow.ray_session import verbose
+
 EXPERIMENT = "sweep"
 STATE_RECORD = "tune_state.sha256.json"  # in the driver's output folder: the digests of the Tune state it wrote
 KEPT = 8  # versions kept per file: Tune uploads its state in the background, so the storage may lag a few saves
@@ -155,11 +157,13 @@ class StateRecorder(tune.Callback):
 
 
 def resumable_tuner(trainable: Any, param_space: dict[str, Any], tune_config: tune.TuneConfig, storage: str,
-                    inputs: dict[str, Any], record_dir: Path) -> tuple[tune.Tuner, bool]:
+                    inputs: dict[str, Any], record_dir: Path,
+                    callbacks: tuple[tune.Callback, ...] = ()) -> tuple[tune.Tuner, bool]:
     """(tuner, resumed): the experiment under `storage` restored (its search state included; `trainable` carries
     this run's context) when it was started from the same inputs and its state files are ones this driver wrote
     (their sha256 in record_dir/STATE_RECORD: a local folder of the driver's, never the storage), else a new one,
-    after deleting what was there."""
+    after deleting what was there. Tune's own console tables only with MDAUG_VERBOSE=1 (`callbacks` may print a
+    line per trial)."""
     fs, root = pyarrow.fs.FileSystem.from_uri(storage)
     experiment, record = f"{root}/{EXPERIMENT}", f"{root}/{EXPERIMENT}.inputs.json"
     digest = inputs_hash(inputs)
@@ -176,8 +180,8 @@ def resumable_tuner(trainable: Any, param_space: dict[str, Any], tune_config: tu
     with fs.open_output_stream(record) as f:
         f.write(json.dumps({"hash": digest, "inputs": inputs}, indent=1, sort_keys=True, default=str).encode())
     tuner = tune.Tuner(trainable, param_space=param_space, tune_config=tune_config,
-                       run_config=tune.RunConfig(name=EXPERIMENT, storage_path=storage,
-                                                 callbacks=[StateRecorder(state_record, path)]))
+                       run_config=tune.RunConfig(name=EXPERIMENT, storage_path=storage, verbose=3 if verbose() else 0,
+                                                 callbacks=[StateRecorder(state_record, path), *callbacks]))
     with fs.open_input_stream(f"{experiment}/{TUNER_PKL}") as f:  # just written by the Tuner, before any trial
         record_state(state_record, path, {TUNER_PKL: hashlib.sha256(f.read()).hexdigest()}, fresh=True)
     return tuner, False

@@ -12,11 +12,12 @@ from typing import Any
 import ray
 import torch
 from mlflow.tracking import MlflowClient
+from ray.data.expressions import col
 
 from mdaug.augment import JUDGE_AUGMENT
 from mdaug.data.images import load_rows, load_split, model_channels
 from mdaug.data.manifest import Manifest
-from mdaug.data.ray_ingest import index_within, manifest_dataset, rows_dataset, shift_index
+from mdaug.data.ray_ingest import manifest_dataset, rows_dataset, shift_index
 from mdaug.data.subsets import k_subset
 from mdaug.flow.latents import EncodeBatch, LatentStats
 from mdaug.models.classifier import ARCHITECTURES, build_classifier, load_classifier, save_classifier
@@ -226,7 +227,8 @@ def extract_latents(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str,
     encoded = encoded_rows(cfg, manifest, manifest.split("train") + manifest.split("val"), vae_uri, size,
                            ch).materialize()
     for split, first, last in (("train", 0, n_train), ("val", n_train, None)):
-        part = encoded.filter(partial(index_within, first=first, last=last)).map_batches(
+        within = col("index") >= first if last is None else (col("index") >= first) & (col("index") < last)
+        part = encoded.filter(expr=within).map_batches(
             partial(shift_index, by=first), batch_format="numpy")
         target = cfg.artifact("latents", split)
         delete_dir(target)  # a rerun replaces the files; write_parquet would add to them
