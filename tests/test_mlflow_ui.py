@@ -1,6 +1,8 @@
-"""The MLflow UI, as a user opens it on a pipeline's store (headless Chromium): the experiment is a model-training
-one, a training run lists the rows it trained on as a dataset, the evaluation run's description is the verdict, and
-the runs' times are today's, not 1970's."""
+"""The MLflow UI, as a user opens it on a pipeline's store (headless Chromium): the link the pipeline prints opens the
+Model training view (a bare one, MLflow 3.17's GenAI view: README says so), a training run shows who created it
+from which source and lists the rows it trained on as a dataset, the generator is a logged model in the experiment's
+Models tab linked to its registered version, the evaluation run's description is the verdict, and the runs' times
+are today's, not 1970's."""
 
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ def page_text(url: str) -> list[str]:
     return [line.strip() for line in html.unescape(text).splitlines() if line.strip()]
 
 
-def test_the_ui_shows_datasets_descriptions_and_real_times(pipeline_run, tmp_path):
+def test_the_printed_link_opens_the_training_view_with_datasets_models_and_real_times(pipeline_run, tmp_path):
     store = tmp_path / "mlflow.db"  # a copy: the server never touches the session's store
     shutil.copy(pipeline_run / "mlflow.db", store)
     client = MlflowClient(f"sqlite:///{store}")
@@ -46,14 +48,24 @@ def test_the_ui_shows_datasets_descriptions_and_real_times(pipeline_run, tmp_pat
                                "127.0.0.1", "--port", str(port), "--workers", "1"],
                               env=os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    model = client.search_logged_models([exp])[0].model_id
+    ui, ml = f"http://127.0.0.1:{port}/#/experiments/{exp}", "?workflowType=machine_learning"
+    assert f"#/experiments/{exp}{ml}" in (pipeline_run / "first_run.log").read_text().splitlines()[-1]  # ui_hint
     try:
         wait_for(f"http://127.0.0.1:{port}/health", server, "mlflow server")
-        dit_page = page_text(f"http://127.0.0.1:{port}/#/experiments/{exp}/runs/{dit}")
-        eval_page = page_text(f"http://127.0.0.1:{port}/#/experiments/{exp}/runs/{evaluation}")
+        bare = page_text(f"{ui}/runs/{dit}")
+        dit_page = page_text(f"{ui}/runs/{dit}{ml}")
+        eval_page = page_text(f"{ui}/runs/{evaluation}{ml}")
+        models = page_text(f"{ui}/models{ml}")
+        model_page = page_text(f"{ui}/models/{model}{ml}")
     finally:
         os.killpg(server.pid, 9)
         server.wait()
-    assert "Model training" in dit_page  # the experiment kind: the UI's training view, not the GenAI one
+    # the view really selected: its side bar (GenAI: Observability, Judges, …; Model training: Runs, Models, …)
+    assert "Judges" in bare and "Model registry" not in bare, bare[:40]
+    assert "Model registry" in dit_page and "Judges" not in dit_page, dit_page[:40]
+    for field in ("Created by", "Source"):
+        assert dit_page[dit_page.index(field) + 1] not in ("—", "-"), (field, dit_page)
     datasets = dit_page.index("Datasets", dit_page.index("Created at"))
     assert re.fullmatch(r"manifest-[0-9a-f]{8}-train \([0-9a-f]+\)", dit_page[datasets + 1])
     assert dit_page[datasets + 2] == "training"
@@ -61,3 +73,7 @@ def test_the_ui_shows_datasets_descriptions_and_real_times(pipeline_run, tmp_pat
     assert time.strftime("%Y") in created and "1970" not in created, created
     verdict = (pipeline_run / "eval" / "verdict.txt").read_text().splitlines()[0]
     assert verdict in eval_page  # the evaluation run's description
+    row = models.index("generator")  # the Models tab: the logged generator, from the run that registered it
+    assert "register-generator" in models[row:row + 6], models
+    versions = model_page.index("Model versions")  # linked to its registered version
+    assert model_page[versions + 1] == "mdaug-generator" and re.fullmatch(r"v\d+", model_page[versions + 2])

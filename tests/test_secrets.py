@@ -47,6 +47,18 @@ def test_redact_text_redacts_every_uri_in_a_message():
         .replace(f"u:{SECRET}", "***")
 
 
+def test_the_printed_ui_link_opens_the_training_view_without_credentials(tmp_path, monkeypatch):
+    from mdaug.ray_mlflow.tracking import ui_hint
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"https://{SECRET}@mlflow.example.com:5000/")
+    assert ui_hint(tmp_path, "3") == ("open https://***@mlflow.example.com:5000/#/experiments/3"
+                                      "?workflowType=machine_learning")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert ui_hint(tmp_path, "1") == (f"mlflow ui --backend-store-uri sqlite:///{tmp_path.resolve() / 'mlflow.db'} "
+                                      "--host 127.0.0.1 --workers 1, then open "
+                                      "http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning")
+
+
 # (section, override): locations of the pipeline and of each entry point's section
 REFUSED = [
     (None, f"storage=s3://AKIA:{SECRET}@bucket/mdaug"),

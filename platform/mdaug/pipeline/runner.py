@@ -29,7 +29,7 @@ from mdaug.ray_mlflow.cluster_check import check_shared
 from mdaug.ray_mlflow.preflight import check_vae_files
 from mdaug.ray_mlflow.ray_session import connect_ray, quiet_library_noise, verbose
 from mdaug.ray_mlflow.ray_train import NOT_RESULTS
-from mdaug.ray_mlflow.tracking import DESCRIPTION, folder_store, mlflow_run, shown_tracking_uri
+from mdaug.ray_mlflow.tracking import DESCRIPTION, folder_store, mlflow_run, ui_hint
 from mdaug.storage import exists, join, write_text
 
 
@@ -161,6 +161,7 @@ def _run(cfg: PipelineConfig, out: Path, stages: list[str], start: str | None, o
     tags = {"kind": "pipeline", "config": cfg.name}
     with mlflow_run(out, cfg.experiment, "pipeline", tags) as (client, run_id):
         client.log_text(run_id, to_yaml(cfg), "config.yaml")  # the resolved configuration
+        exp = client.get_run(run_id).info.experiment_id
         close_killed_runs(client, out, cfg.experiment, run_id, echo)
         ctx = Context(cfg, paths, run_id, echo, owner)
         for stage in stages:
@@ -193,7 +194,6 @@ def _run(cfg: PipelineConfig, out: Path, stages: list[str], start: str | None, o
         for line in verdict.read_text().splitlines():
             echo(f"  {line}")
         echo(f"report: {paths.report}")
-    echo(f"MLflow: mlflow ui --backend-store-uri {shown_tracking_uri(out)} --host 127.0.0.1 --workers 1   "
-         f"(experiment {cfg.experiment!r}; or python eval/compare.py --experiment {cfg.experiment} "
-         f"--tracking-dir {out})")
+    echo(f"MLflow: {ui_hint(out, exp)}   (experiment {cfg.experiment!r}; or python eval/compare.py "
+         f"--experiment {cfg.experiment} --tracking-dir {out})")
     return {"out": out, "data": paths.data, "manifest": paths.manifest, "report": paths.report}

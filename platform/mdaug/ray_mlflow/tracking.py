@@ -43,10 +43,19 @@ def shown_tracking_uri(out: Path) -> str:
     return redact(tracking_uri(out))
 
 
+def ui_hint(out: Path, experiment: str) -> str:
+    """How to open experiment id `experiment` in the MLflow UI's Model training view: MLflow 3.17 shows its GenAI
+    view unless the link asks (?workflowType=machine_learning) or the browser's toggle last chose the other."""
+    uri, page = shown_tracking_uri(out), f"#/experiments/{experiment}?workflowType=machine_learning"
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri.rstrip('/')}/{page}"
+    return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --workers 1, then open http://127.0.0.1:5000/{page}"
+
+
 def experiment_id(client: MlflowClient, name: str, out: Path) -> str:
     """The experiment's id, created if missing: artifacts beside the folder's own sqlite store, else wherever the
-    tracking server puts them (its --artifacts-destination, e.g. S3). Marked a model-training experiment, so the
-    UI opens it in its training view (runs, metrics, datasets), not the GenAI one."""
+    tracking server puts them (its --artifacts-destination, e.g. S3). Tagged a model-training experiment; the UI's
+    view (GenAI or Model training) is the browser's choice, which `ui_hint`'s link sets."""
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         if EXPERIMENT_KIND not in exp.tags:
