@@ -66,18 +66,18 @@ def _terminated(out: Path) -> set[str]:
     return {t["trial_id"] for t in _trial_states(out) if t["status"] == "TERMINATED"}
 
 
-def _kill_between_trials(proc: subprocess.Popen, out: Path, trials: int, log: Path, timeout_s: float = 300) -> set:
-    """SIGKILL the sweep once its storage shows some but not all of its trials finished, at a moment the storage
-    holds only state its driver recorded: the process group is frozen (SIGSTOP) and checked, else let go and watched
+def _kill_after_one_trial(proc: subprocess.Popen, out: Path, log: Path, timeout_s: float = 300) -> set:
+    """SIGKILL the sweep while its storage shows exactly one trial finished, at a moment the storage holds only
+    state its driver recorded: the process group is frozen (SIGSTOP) and checked, else let go and watched
     again. Tune uploads its state by rewriting the storage's files, so a kill during an upload leaves a partial
     file there, which a rerun refuses (sweep_resume). Returns the finished trials' ids."""
     experiment = str(Path(tune_storage(out)) / EXPERIMENT)
     deadline = time.time() + timeout_s
     while proc.poll() is None and time.time() < deadline:
-        if 0 < len(_terminated(out)) < trials:
+        if len(_terminated(out)) == 1:
             os.killpg(proc.pid, signal.SIGSTOP)
             record = read_state_record(out / STATE_RECORD)
-            if (0 < len(_terminated(out)) < trials
+            if (len(_terminated(out)) == 1
                     and unverified_state(pyarrow.fs.LocalFileSystem(), experiment, experiment, record) is None):
                 break
             os.killpg(proc.pid, signal.SIGCONT)
@@ -85,9 +85,8 @@ def _kill_between_trials(proc: subprocess.Popen, out: Path, trials: int, log: Pa
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     finished = _terminated(out)
-    assert 0 < len(finished) < trials, (f"no consistent moment with 1 to {trials - 1} finished trials in "
-                                        f"{timeout_s:.0f} s (exit code {proc.returncode}): {_statuses(out)}\n"
-                                        f"{log.read_text()[-3000:]}")
+    assert len(finished) == 1, (f"no consistent moment with one finished trial in {timeout_s:.0f} s (exit code "
+                                f"{proc.returncode}): {_statuses(out)}\n{log.read_text()[-3000:]}")
     return finished
 
 
@@ -137,8 +136,10 @@ def test_killed_sweep_resumes_to_the_uninterrupted_trials(trained, tmp_path, ray
     with log.open("w") as f:
         proc = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**os.environ, "RAY_ADDRESS": "", "TUNE_GLOBAL_CHECKPOINT_S": "0"})
-        _kill_between_trials(proc, out, 2, log)
-    print(f"killed {time.time() - t0:.1f} s after the start, trial statuses {_statuses(out)}")
+        _kill_after_one_trial(proc, out, log)
+    statuses = _statuses(out)
+    print(f"killed {time.time() - t0:.1f} s after the start, trial statuses {statuses}")
+    assert len(statuses) == 2  # killed between the two trials
     assert not (out / "best_sampling.yaml").exists()
     finished = [r.data.tags["mlflow.runName"] for r in _trial_runs(tmp_path) if r.info.status == "FINISHED"]
     assert len(finished) == 1
@@ -252,7 +253,7 @@ def test_a_forged_tune_state_is_never_unpickled(tmp_path, capsys):
 
 @pytest.mark.slow  # ≈ 1 min (2 busy cores): four sweep processes, each starting its own local Ray
 def test_a_killed_sweep_resumes_from_the_state_its_driver_recorded(tmp_path):
-    """The recorder keeps up with Tune's saves: a sweep SIGKILLed between trials resumes (its finished trials not
+    """The recorder keeps up with Tune's saves: a sweep SIGKILLed between trials resumes (its finished trial not
     run again); a tuner.pkl forged afterwards is refused (never unpickled) and the sweep starts afresh."""
     import pickle
 
@@ -261,7 +262,7 @@ def test_a_killed_sweep_resumes_from_the_state_its_driver_recorded(tmp_path):
     env = {**os.environ, "RAY_ADDRESS": "", "TUNE_GLOBAL_CHECKPOINT_S": "0"}
     with log.open("w") as f:
         proc = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        finished = _kill_between_trials(proc, out, 3, log)
+        finished = _kill_after_one_trial(proc, out, log)
 
     def rerun() -> bool:
         run = subprocess.run(args, capture_output=True, text=True, env=env, timeout=180)
