@@ -96,12 +96,14 @@ class ValidationReport:
 
     def table(self, per_person: bool = True) -> str:
         """Human-readable report: one line per person (unless not `per_person`), then every problem."""
-        lines = [f"{'person':>7} {'label':>5} {'images':>6} {'excluded':>8}  sizes / modes"] if per_person else []
-        for row in self.person_summary() if per_person else ():
-            sizes = ", ".join(f"{k}:{v}" for k, v in row["sizes"].items())
-            modes = ", ".join(f"{k}:{v}" for k, v in row["modes"].items())
-            lines.append(f"ID_{row['person']:<4} {row['label']:>5} {row['images']:>6} {row['excluded']:>8}  "
-                         f"{sizes or '-'} / {modes or '-'}")
+        lines = []
+        if per_person:
+            lines.append(f"{'person':>7} {'label':>5} {'images':>6} {'excluded':>8}  sizes / modes")
+            for row in self.person_summary():
+                sizes = ", ".join(f"{k}:{v}" for k, v in row["sizes"].items())
+                modes = ", ".join(f"{k}:{v}" for k, v in row["modes"].items())
+                lines.append(f"ID_{row['person']:<4} {row['label']:>5} {row['images']:>6} {row['excluded']:>8}  "
+                             f"{sizes or '-'} / {modes or '-'}")
         lines.append(f"{len(self.labels)} persons, {len(self.usable)} usable images, channels: {self.channels}")
         if self.channels == "jet":
             lines.append(f"pseudo-colour: the pixels fit the jet colormap (mean error {self.colormap_fit:.1f} of 255); "

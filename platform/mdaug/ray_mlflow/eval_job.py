@@ -249,8 +249,9 @@ def run_evaluation(cfg: EvalConfig, tracking_dir: Path | None = None, parent_run
         client.set_tag(run_id, DESCRIPTION, "\n".join(lines))
         client.log_artifacts(run_id, str(tmp))
         tmp.rename(out)
-    for line in lines if echo_verdict else ():
-        echo(line)
+    if echo_verdict:
+        for line in lines:
+            echo(line)
     return EvalOutcome(out, out / report.name, run_id, rows, lines)
 
 

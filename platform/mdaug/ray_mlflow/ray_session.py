@@ -72,6 +72,6 @@ def connect_ray(min_slots: float = 0) -> None:
         ray.init(log_to_driver=True, logging_config=ray_logging())
         return
     # every process of the local instance (Ray Train's controller and Data's actors too) starts quiet
-    hook = {} if verbose() else {"worker_process_setup_hook": f"{__name__}.quiet_worker"}
+    hook = None if verbose() else {"worker_process_setup_hook": f"{__name__}.quiet_worker"}
     ray.init(address="local", num_cpus=max(available_cpus(), math.ceil(min_slots)), include_dashboard=True,
-             dashboard_host="127.0.0.1", log_to_driver=True, logging_config=ray_logging(), runtime_env=hook or None)
+             dashboard_host="127.0.0.1", log_to_driver=True, logging_config=ray_logging(), runtime_env=hook)
