@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import tempfile
 import threading
 import time
 from dataclasses import replace
@@ -93,6 +94,12 @@ def test_stages_write_checkpoints_latents_provenance_and_mlflow_runs(trained):
     assert runs["classifier"].data.metrics["judge_val_accuracy"] == judge_info["val_accuracy"]
     assert {a.path for a in client.list_artifacts(runs["classifier"].info.run_id, "outputs")} == {
         "outputs/classifier.pt", "outputs/judge.pt"}
+    # Ray's Lightning report callback leaves a folder per run and rank in the temp dir; the workers remove it
+    since = (out.parent / "manifest.json").stat().st_mtime  # the pipeline's training: after its split, before its
+    until = max(p.stat().st_mtime for p in out.glob("dit_k*/dit.pt")) + 1  # last DiT (later tests kill runs)
+    left = [p for p in Path(tempfile.gettempdir()).glob("lightning_checkpoints-*")
+            if since <= p.stat().st_mtime <= until]
+    assert not left, left
 
 
 @pytest.mark.slow

@@ -7,9 +7,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 import warnings
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +68,12 @@ def lightning_fit(module: pl.LightningModule, config: dict[str, Any], callbacks:
     steps = config.get("steps_per_epoch") or max(1, n // (batch * world))
     train = shuffled_loader(train_data, batch, steps, cfg["seed"], rank, world)
     val = ordered_loader(shard_tensors("val"), batch, rank, world)
+    report = RayTrainReportCallback()
     trainer = pl.Trainer(
         max_epochs=config["epochs"], accelerator="gpu" if gpu else "cpu", devices="auto",
         strategy=RayDDPStrategy(find_unused_parameters=config.get("find_unused", False)),
         plugins=[RayLightningEnvironment()], precision="bf16-mixed" if gpu else "32-true",
-        callbacks=[EpochSeed(cfg["seed"], config.get("label", cfg["stage"])), RayTrainReportCallback(), *callbacks],
+        callbacks=[EpochSeed(cfg["seed"], config.get("label", cfg["stage"])), report, *callbacks],
         enable_checkpointing=False, logger=False, log_every_n_steps=max(1, steps // 10),  # EpochLogger's step curve
         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
         use_distributed_sampler=False,
@@ -80,12 +82,16 @@ def lightning_fit(module: pl.LightningModule, config: dict[str, Any], callbacks:
     checkpoint = ray.train.get_checkpoint()
     tracked = "run_id" in config  # a job's stage: this worker's system metrics go to its run
     with worker_system_metrics(config["tracking_uri"], config["run_id"], f"rank{rank}") if tracked else nullcontext():
-        if checkpoint is None:
-            trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
-            return
-        with checkpoint.as_directory() as ckpt_dir:
-            trainer.fit(module, train_dataloaders=train, val_dataloaders=val,
-                        ckpt_path=str(Path(ckpt_dir) / RayTrainReportCallback.CHECKPOINT_NAME))
+        try:
+            if checkpoint is None:
+                trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
+                return
+            with checkpoint.as_directory() as ckpt_dir:
+                trainer.fit(module, train_dataloaders=train, val_dataloaders=val,
+                            ckpt_path=str(Path(ckpt_dir) / RayTrainReportCallback.CHECKPOINT_NAME))
+        finally:  # the callback's folder in the temp dir, which it empties after each report but leaves behind
+            with suppress(OSError):
+                os.rmdir(report.tmpdir_prefix)  # only when empty
 
 
 class RunMarker:
