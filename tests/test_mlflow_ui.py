@@ -1,8 +1,8 @@
 """The MLflow UI, as a user opens it on a pipeline's store (headless Chromium): the link the pipeline prints opens the
 Model training view (a bare one, MLflow 3.17's GenAI view: README says so), a training run shows who created it
 from which source and lists the rows it trained on as a dataset, the generator is a logged model in the experiment's
-Models tab linked to its registered version, the evaluation run's description is the verdict, and the runs' times
-are today's, not 1970's."""
+Models tab linked to its registered version, the DiT run's sample grids step through its epochs with the UI's
+slider, the evaluation run's description is the verdict, and the runs' times are today's, not 1970's."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from browser import in_browser
 from mlflow.tracking import MlflowClient
 from s3_server import free_port, wait_for
 
@@ -34,6 +35,22 @@ def page_text(url: str) -> list[str]:
                          timeout=180).stdout
     text = re.sub(r"<[^>]+>", "\n", re.sub(r"<(script|style).*?</\1>", " ", dom, flags=re.S))
     return [line.strip() for line in html.unescape(text).splitlines() if line.strip()]
+
+
+SAMPLE = "document.querySelector('img[src*=\"get-artifact?path=images%2Fsamples%2Bstep%2B{step}%2B\"]')?.src"
+SLIDER = "[role=slider][aria-label='Slider thumb']"
+
+
+async def _step_through_samples(page) -> dict:
+    """On the DiT run's Model metrics tab: the sample grid's image at step 0, the step slider's range, and the image
+    after one press of → on the slider (the next epoch's grid)."""
+    first = await page.until(SAMPLE.format(step=0))
+    top = await page.until(f"document.querySelector(\"{SLIDER}\")?.getAttribute('aria-valuemax')", scroll=False)
+    before = await page.js(SAMPLE.format(step=1))  # not shown before the slider moves
+    if first and top:
+        await page.key(SLIDER, "ArrowRight")
+    return {"first": first, "max": top, "before": before,
+            "next": first and top and await page.until(SAMPLE.format(step=1), 20, False)}
 
 
 def test_the_printed_link_opens_the_training_view_with_datasets_models_and_real_times(pipeline_run, tmp_path):
@@ -58,6 +75,7 @@ def test_the_printed_link_opens_the_training_view_with_datasets_models_and_real_
         eval_page = page_text(f"{ui}/runs/{evaluation}{ml}")
         models = page_text(f"{ui}/models{ml}")
         model_page = page_text(f"{ui}/models/{model}{ml}")
+        samples = in_browser(f"{ui}/runs/{dit}/model-metrics{ml}", _step_through_samples)
     finally:
         os.killpg(server.pid, 9)
         server.wait()
@@ -77,3 +95,7 @@ def test_the_printed_link_opens_the_training_view_with_datasets_models_and_real_
     assert "register-generator" in models[row:row + 6], models
     versions = model_page.index("Model versions")  # linked to its registered version
     assert model_page[versions + 1] == "mdaug-generator" and re.fullmatch(r"v\d+", model_page[versions + 2])
+    # the DiT run's sample grids, one per epoch (log_image with the epoch as step), behind the UI's step slider
+    epochs = len(client.get_metric_history(dit, "identity_ratio"))
+    assert samples["first"] and samples["max"] == str(epochs - 1) and not samples["before"] and samples["next"], \
+        samples
