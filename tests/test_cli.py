@@ -49,8 +49,8 @@ def test_pipeline_runs_every_stage_then_skips_them(pipeline_run):
     first = (pipeline_run / "first_run.log").read_text().splitlines()
     assert [x for x in first if x.endswith("] running")] == [f"[{s}] running" for s in STAGES]
     assert any(x.startswith("  harness: ") for x in first) and first[-1].startswith("MLflow: mlflow ui")
-    assert any(x.startswith("generator k=2 replicate 1: generated set's identity ratio ") and "by an independent "
-               "judge" in x and "memorisation:" in x for x in first)
+    assert any(x.startswith("generator k=2 replicate 1: wrote ") and "; generated set's identity ratio " in x and
+               "by an independent judge" in x and "memorisation:" in x for x in first)
     assert (pipeline_run / "report.html").is_file() and (pipeline_run / "oracle" / "ID_4").is_dir()
     assert (pipeline_run / "aux" / "ID_5").is_dir() and not (pipeline_run / "aux" / "ID_4").exists()
     client = MlflowClient(f"sqlite:///{pipeline_run / 'mlflow.db'}")

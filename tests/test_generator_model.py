@@ -23,11 +23,12 @@ import requests
 import torch
 import yaml
 from conftest import file_digests
+from mlflow.entities import LoggedModelStatus
 from mlflow.tracking import MlflowClient
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from mdaug.ray_mlflow.generator_model import ALIAS, MODEL_NAME, download_generator
+from mdaug.ray_mlflow.generator_model import ALIAS, MODEL_NAME, download_generator, registry_notices
 from mdaug.ray_mlflow.tracking import tracking_uri
 
 REPO = Path(__file__).resolve().parents[1]
@@ -173,6 +174,25 @@ def test_the_logged_generator_serves_over_http_where_mdaug_is_not_installed(pipe
                .read_bytes() for r in rows)
     print(f"served-generator test: {time.perf_counter() - t0:.1f} s beyond the pipeline fixture; requirements "
           f"{requirements}")
+
+
+def test_registry_notices_stay_off_the_console_unless_verbose(tmp_path, capfd, monkeypatch):
+    """MLflow's own "already exists … Created version" lines of a real registration are not shown (the pipeline
+    prints the version it made), with MDAUG_VERBOSE=1 they are; other stderr output always shows."""
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.create_experiment("e", artifact_location=(tmp_path / "a").as_uri())
+    model = client.create_logged_model(exp, "m", client.create_run(exp).info.run_id)
+    client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", client.tracking_uri)
+    for verbose in ("0", "1"):
+        monkeypatch.setenv("MDAUG_VERBOSE", verbose)
+        capfd.readouterr()
+        with registry_notices():
+            mlflow.register_model(model.model_uri, "g")
+            print("a warning of its own", file=sys.stderr)
+        err = capfd.readouterr().err
+        assert "a warning of its own" in err
+        assert ("Created version" in err) == (verbose == "1"), err
 
 
 def test_tracking_at_leaves_mlflow_globals_and_environment_as_they_were(monkeypatch, tmp_path):

@@ -17,7 +17,7 @@ from mdaug.evaluation.arms import AA, PERMUTED, PLACEBO, REAL, SYNTHETIC, RunSpe
 from mdaug.evaluation.scoring import RunResult
 from mdaug.evaluation.significance import holm, sign_flip_p
 from mdaug.evaluation.stats import summarize
-from mdaug.evaluation.verdict import verdict
+from mdaug.evaluation.verdict import headline, verdict
 
 
 def test_sign_flip_p_is_the_exact_enumeration_and_never_zero():
@@ -79,6 +79,15 @@ def test_families_adjust_within_themselves_and_the_verdict_reads_the_primary():
     assert "permuted persons vs the primary" in lines[3] and "the gain needs identity" in lines[3]
     assert "placebo" in lines[3] and "no effect of repeating real images" in lines[3]
     assert "significant in ~5 % of runs by design" in lines[3]
+    # the console's headline: a k's identity ratios are a detail where the same generators were measured just before
+    same = {"independent": 0.88, "sweep": 0.93}
+    detailed = verdict(rows, 2.0, identity={"5": same, "10": same}, generators={"5": " (k=5)", "10": " (k=5)"},
+                       beside={"5": ["k=5 · temporal: per person …"]})
+    assert "  k=5 · temporal: per person …" in detailed and "  k=10 · generated sets' identity ratio 0.88" in " ".join(
+        x for x in detailed if x.startswith("  k=10"))
+    shown = headline(detailed)
+    assert [x[:36] for x in shown if "identity ratio" in x] == ["k=5 · generated sets' identity ratio"]
+    assert shown == [x for x in detailed if not x.startswith("  ")]
 
 
 @pytest.fixture(scope="module")

@@ -95,8 +95,10 @@ def test_same_inputs_resume_and_other_inputs_start_afresh(trained, tmp_path, ray
     dit, out = str(trained / "dit_k2" / "dit.pt"), tmp_path / "sweep"
     one = replace(PIPELINE_SWEEP, trials=1, cpus_per_trial=2)
     first = run_sweep(dit, None, out, one, tracking_dir=tmp_path)
-    console = capfd.readouterr().out  # one line per trial, not Tune's tables (those with MDAUG_VERBOSE=1)
-    assert "[sweep] trial 1/1 · cfg_scale " in console and "Trial status" not in console, console[-3000:]
+    console = capfd.readouterr().out  # one line per trial and the best, not Tune's (with MDAUG_VERBOSE=1)
+    assert "[sweep] trial 1/1 · cfg_scale " in console and "[sweep] best: cfg_scale " in console, console[-3000:]
+    assert not any(x in console for x in ("Trial status", "Configuration for experiment", "View detailed results",
+                                          "tensorboard --logdir", "tstr_accuracy   frechet")), console[-3000:]
     runs = _trial_runs(tmp_path)
     assert len(runs) == 1 and runs[0].data.tags["device"] == "cpu"  # no GPU given: generation and scoring on cpu
     assert json.loads(runs[0].data.tags["ray_resources"]) == {"CPU": 2.0}  # what Ray gave the trial: the config's

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
+
+VERBOSE = "MDAUG_VERBOSE"  # =1: Ray's own INFO logs on the console (Train reports and checkpoints, Data's plans)
+
+
+def verbose() -> bool:
+    """Whether the user asked for the libraries' own console output (MDAUG_VERBOSE=1)."""
+    return os.environ.get(VERBOSE, "") == "1"
 
 
 def say(line: str) -> None:

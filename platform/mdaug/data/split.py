@@ -166,18 +166,28 @@ def resolve_duplicates(root: str, by_person: dict[int, dict[str, list[tuple[str,
                             "cross_person_count": len(cross), "cross_person": cross[:LISTED]}
 
 
-def duplicate_lines(record: dict) -> list[str]:
-    """The split's near-duplicate threshold, moves and cross-person findings, as the manifest records them."""
+def duplicate_lines(record: dict, named: int = 3) -> list[str]:
+    """The split's near-duplicate threshold, then its moves and cross-person findings in one line (the first
+    `named` of each named; all of them are in the manifest's leakage record)."""
     fields = Calibration.__dataclass_fields__
     lines = [Calibration(**{k: v for k, v in record.items() if k in fields}).describe()]
     if record.get("alike_warning"):
         lines.append(f"note: {record['alike_warning']}")
-    lines += [f"near-duplicate moved: {m['path']} {m['from']} → {m['to']}" for m in record.get("moved", [])]
-    lines += [f"data quality: {c['a']} ~ {c['b']} (distance {c['distance']}): near-duplicates labelled as two "
-              "persons; check for a mislabel" for c in record.get("cross_person", [])]
-    return lines + [f"near-duplicates: {record.get('moved_count', 0)} image(s) moved to keep clusters in one split, "
-                    f"{record.get('cross_person_count', 0)} cross-person pair(s) reported (all listed in the "
-                    "manifest's leakage)"]
+    moved, cross = record.get("moved", []), record.get("cross_person", [])
+    moved_count, cross_count = record.get("moved_count", len(moved)), record.get("cross_person_count", len(cross))
+
+    def first(items: list[str], count: int) -> str:
+        return ", ".join(items[:named]) + (", …" if count > named else "")
+
+    words = f"near-duplicates: {moved_count} image(s) moved to keep clusters in one split"
+    if moved:
+        shown = [f"{m['path']} {m['from']} → {m['to']}" for m in moved]
+        words += f" (near-duplicate moved: {first(shown, moved_count)})"
+    words += f"; {cross_count} cross-person pair(s)"
+    if cross:
+        shown = [f"{c['a']} ~ {c['b']}" for c in cross]
+        words += f" labelled as two persons, check for a mislabel: {first(shown, cross_count)}"
+    return lines + [words + "; all listed in the manifest's leakage"]
 
 
 def _empty_persons(report: ValidationReport, labels: dict[int, int]) -> list[dict]:

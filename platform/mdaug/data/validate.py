@@ -104,7 +104,8 @@ class ValidationReport:
                 modes = ", ".join(f"{k}:{v}" for k, v in row["modes"].items())
                 lines.append(f"ID_{row['person']:<4} {row['label']:>5} {row['images']:>6} {row['excluded']:>8}  "
                              f"{sizes or '-'} / {modes or '-'}")
-        lines.append(f"{len(self.labels)} persons, {len(self.usable)} usable images, channels: {self.channels}")
+        lines.append(f"{len(self.labels)} persons, {len(self.usable)} usable images, channels: {self.channels}"
+                     + ("" if self.problems else "; no problems found"))
         if self.channels == "jet":
             lines.append(f"pseudo-colour: the pixels fit the jet colormap (mean error {self.colormap_fit:.1f} of 255); "
                          "they are read as the one value each colour encodes")
@@ -114,8 +115,6 @@ class ValidationReport:
         if self.problems:
             lines.append(f"{len(self.problems)} problems ({len(self.excluded)} files excluded):")
             lines += [f"  [{p.kind}] {printable(p.path)}: {printable(p.reason)}" for p in self.problems]
-        else:
-            lines.append("no problems found")
         return "\n".join(lines)
 
 

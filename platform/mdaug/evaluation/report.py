@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mdaug.evaluation.arms import ARM_HELP
 from mdaug.evaluation.stats import ArmRow
+from mdaug.evaluation.verdict import DETAIL
 from mdaug.storage import write_text
 from mdaug.tables import markdown_table
 
@@ -80,6 +81,7 @@ STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em aut
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}
 td:first-child{text-align:left}tr.win{background:#e3f5e1}tr.loss{background:#fbe4e4}tr.primary{font-weight:600}
 .verdict{font-size:16px;background:#f4f6fb;border-left:4px solid #3559c7;padding:.6em 1em}
+.verdict .detail{font-size:14px;margin-left:2em;color:#333}
 figure{display:inline-block;margin:.5em}img{max-width:100%}dt{font-weight:600}"""
 
 
@@ -92,7 +94,8 @@ def write_report(out: Path, rows: list[ArmRow], verdict: list[str], figures: lis
     doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>mdaug augmentation report</title>
 <style>{STYLE}</style></head><body>
 <h1>Does augmentation help person identification?</h1>
-<div class="verdict">{"".join(f"<p>{html.escape(v)}</p>" for v in verdict)}</div>
+<div class="verdict">{"".join(f"<p{' class=detail' if v.startswith(DETAIL) else ''}>{html.escape(v.strip())}</p>"
+                            for v in verdict)}</div>
 <h2>Comparison</h2>
 <p>Accuracy on the held-out real test split. An evaluation replicate is a generator replicate (its own random
 k-subset and DiT seed) with its classifier seeds (each with its own generated images); every arm of a replicate

@@ -79,15 +79,24 @@ def _agreement(primaries: list[ArmRow]) -> str | None:
         f"{a}: {s}" for a, s in states.items()) + ")"
 
 
+DETAIL = "  "  # the prefix of a line that details the primary above it (per-person gains, real-image worth, steps)
+
+
+def headline(lines: list[str]) -> list[str]:
+    """The verdict without its detail lines: what the console shows (the report and verdict.txt hold all)."""
+    return [x for x in lines if not x.startswith(DETAIL)]
+
+
 def verdict(rows: list[ArmRow], margin: float, budgets: dict[str, str] | None = None,
             identity: dict[str, dict] | None = None, generators: dict[str, str] | None = None,
             beside: dict[str, list[str]] | None = None) -> list[str]:
     """budgets: k label → a note when the generator saw more than k real images per person; identity: k label →
     {"independent": ratio, "sweep": ratio} (the generated sets' mean identity ratios); generators: k label → how
     the arm's generator is named (e.g. ' (generators k=5, 2 replicates)'); beside: k label → lines that follow
-    the primary (per-person gains, the real-image worth)."""
+    the primary (per-person gains, the real-image worth), indented by DETAIL."""
     budgets, identity, generators, beside = budgets or {}, identity or {}, generators or {}, beside or {}
     lines: list[str] = []
+    previous = None
     for k in dict.fromkeys(r.k for r in rows):
         at = [r for r in rows if r.k == k]
         primaries = [r for r in at if r.family == "primary"]
@@ -96,7 +105,7 @@ def verdict(rows: list[ArmRow], margin: float, budgets: dict[str, str] | None = 
         agree = _agreement(primaries)
         if agree:
             lines.append(agree)
-        lines += beside.get(k, [])
+        lines += [DETAIL + x for x in beside.get(k, [])]
         controls = [r for r in at if r.family in ("placebo", "permuted", "oracle", "A/A", "random-labels")]
         if controls:
             lines.append(f"k={k} · controls: " + "; ".join(_control_words(r, margin) for r in controls))
@@ -109,8 +118,11 @@ def verdict(rows: list[ArmRow], margin: float, budgets: dict[str, str] | None = 
                          f"adj. p={_p(r.p_adj)}{share})")
         if words:
             lines.append(f"k={k} · secondary (Holm over {len(secondary)} comparisons): " + "; ".join(words))
-        if k in identity:
-            lines.append(identity_line(k, identity[k]))
+        if k in identity:  # a detail where the same generators were measured at the k before
+            same = previous is not None and identity.get(previous) == identity[k] and \
+                generators.get(previous) == generators.get(k)
+            lines.append((DETAIL if same else "") + identity_line(k, identity[k]))
+        previous = k
     return lines + harness_lines(rows)
 
 

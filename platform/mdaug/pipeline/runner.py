@@ -12,6 +12,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from mdaug.config import to_yaml
+from mdaug.console import verbose
+from mdaug.evaluation.verdict import headline
 from mdaug.locks import OutputLocked, exclusive  # noqa: F401 - OutputLocked: importable from here
 from mdaug.pipeline.config import PipelineConfig
 from mdaug.pipeline.ownership import Ownership, check_claimable
@@ -27,7 +29,7 @@ from mdaug.pipeline.steps import (
 )
 from mdaug.ray_mlflow.cluster_check import check_shared
 from mdaug.ray_mlflow.preflight import check_vae_files
-from mdaug.ray_mlflow.ray_session import connect_ray, quiet_library_noise, verbose
+from mdaug.ray_mlflow.ray_session import connect_ray, quiet_library_noise
 from mdaug.ray_mlflow.ray_train import NOT_RESULTS
 from mdaug.ray_mlflow.tracking import DESCRIPTION, folder_store, mlflow_run, ui_hint
 from mdaug.storage import exists, join, write_text
@@ -191,9 +193,10 @@ def _run(cfg: PipelineConfig, out: Path, stages: list[str], start: str | None, o
     echo(f"pipeline finished in {wall:.0f} s (ran: {', '.join(ran) or 'nothing'})")
     if verdict.is_file():
         echo("verdict:")
-        for line in verdict.read_text().splitlines():
+        for line in headline(verdict.read_text().splitlines()):
             echo(f"  {line}")
-        echo(f"report: {paths.report}")
+        echo(f"report: {paths.report} (the whole verdict: per-person gains, the real-image worth, step budgets; "
+             "figures)")
     echo(f"MLflow: {ui_hint(out, exp)}   (experiment {cfg.experiment!r}; or python eval/compare.py "
          f"--experiment {cfg.experiment} --tracking-dir {out})")
     return {"out": out, "data": paths.data, "manifest": paths.manifest, "report": paths.report}

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from mdaug.assessment import read_quality
 from mdaug.config import flatten
 from mdaug.data.manifest import Manifest
 from mdaug.data.split import duplicate_lines, split_report
@@ -307,11 +306,9 @@ def generate(ctx: Context) -> None:
         run_generate_job(ctx.paths.uri(ctx.paths.dit(k, r)), ctx.paths.synthetic_k(k, r), per_person,
                          sampling_settings(ctx), workers=ctx.cfg.workers or 2, experiment=ctx.cfg.experiment,
                          tracking_dir=ctx.paths.out, parent_run_id=ctx.parent_run_id,
-                         resource_wait_s=ctx.cfg.resource_wait_s)
+                         resource_wait_s=ctx.cfg.resource_wait_s, echo=ctx.echo,
+                         label=f"generator k={k_label(k)} replicate {r}: ", training_summary=False)
         publish_output(ctx, ctx.paths.synthetic_k(k, r))
-        quality = read_quality(ctx.paths.synthetic_k(k, r))
-        if quality is not None:
-            ctx.echo(f"generator k={k_label(k)} replicate {r}: generated set's {quality['summary']}")
 
 
 def evaluate(ctx: Context) -> None:

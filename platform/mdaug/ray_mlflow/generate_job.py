@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import ray
@@ -131,12 +132,14 @@ def run_generate_job(dit: str, out: Path, per_person: int, sampling: SamplingCon
                      seed: int = 0, vae: str | None = None, workers: int = 2, gpus_per_worker: float = 0.0,
                      experiment: str = "mdaug", tracking_dir: Path | None = None, batch: int = 64,
                      parent_run_id: str | None = None, classifier: str | None = None,
-                     resource_wait_s: float = 0.0) -> Path:
+                     resource_wait_s: float = 0.0, echo: Callable[[str], None] = print, label: str = "",
+                     training_summary: bool = True) -> Path:
     """Generate per_person images of every (or each given) person into `out` (a local folder: actors return the
     files); then measure the set's identity ratio (by the identity classifier, default: the one the DiT checkpoint
     names, and by the independent judge beside it, judge.pt) and memorisation into out/quality.json. `dit`, `vae`,
     `classifier`: local paths or URIs. Actors the cluster cannot place are refused before anything is read (after
-    giving an autoscaling cluster resource_wait_s seconds to add nodes)."""
+    giving an autoscaling cluster resource_wait_s seconds to add nodes). One line through `echo` when done, after
+    `label`: the set and its measures (with its VA-VAE's and DiT's training identity ratios if `training_summary`)."""
     if not Path(out).exists():  # a finished folder needs no actors
         check_actors(workers, gpus_per_worker, resource_wait_s)
     gen = Generator.load(dit, vae)
@@ -147,7 +150,7 @@ def run_generate_job(dit: str, out: Path, per_person: int, sampling: SamplingCon
     assessable(gen, classifier)  # a missing judge is refused before generating
     partial = prepare_output(out, expected)
     if partial is None:
-        print(f"{out} already holds this generation ({len(expected['images'])} images); nothing to do")
+        echo(f"{label}{out} already holds this generation ({len(expected['images'])} images); nothing to do")
         assess_output(gen, out, classifier)
         return out
     tracking_dir = tracking_dir or out.parent
@@ -188,7 +191,8 @@ def run_generate_job(dit: str, out: Path, per_person: int, sampling: SamplingCon
                                                 "independent_identity_accuracy")}
             for k, v in (measured | {f"memorisation.{m}": x for m, x in quality["memorisation"].items()}).items():
                 client.log_metric(run_id, k, float(v))
-    print(f"wrote {len(job.items())} images to {out} in {seconds:.0f} s")
+    words = [f"{label}wrote {len(job.items())} images to {out} in {seconds:.0f} s"]
     if quality is not None:
-        print("; ".join(x for x in (quality.get("training_summary"), quality["summary"]) if x))
+        words += [quality.get("training_summary") if training_summary else "", f"generated set's {quality['summary']}"]
+    echo("; ".join(x for x in words if x))
     return out

@@ -7,10 +7,13 @@ requirements for what loading it imports, so `mlflow models serve` runs it where
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +34,7 @@ from mlflow.tracking._tracking_service import utils as tracking_utils
 from mlflow.types import ColSpec, Schema
 
 import mdaug
+from mdaug.console import verbose
 from mdaug.flow.sampler import SamplingConfig
 from mdaug.generation import GenerationJob, Generator, check_job, chunk_files
 from mdaug.storage import read_bytes
@@ -122,6 +126,22 @@ def serving_requirements() -> list[str]:
     return [f"{p}=={version(p)}" for p in SERVING_PACKAGES]
 
 
+REGISTRY_NOTICES = re.compile(r"Successfully registered model |Registered model .* already exists\. |Created version ")
+
+
+@contextmanager
+def registry_notices() -> Iterator[None]:
+    """MLflow's own notices of a registration (the caller prints the version it made) kept off the console
+    unless MDAUG_VERBOSE=1; anything else MLflow writes to stderr meanwhile still shows."""
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(buffer):
+            yield
+    finally:
+        kept = [x for x in buffer.getvalue().splitlines(keepends=True) if verbose() or not REGISTRY_NOTICES.match(x)]
+        sys.stderr.write("".join(kept))
+
+
 def log_generator(client: MlflowClient, run_id: str, dit: str, sampling: SamplingConfig, name: str = MODEL_NAME,
                   alias: str = ALIAS, batch: int = 64) -> ModelVersion:
     """Log the DiT `dit` (a path or storage URI), the VA-VAE it names and `sampling` as an MLflow logged model of
@@ -148,7 +168,8 @@ def log_generator(client: MlflowClient, run_id: str, dit: str, sampling: Samplin
             if err.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
         # the fluent call links the version to the logged model both ways (the UI's Models tab shows it)
-        mv = mlflow.register_model(model.model_uri, name, tags=version_tags(gen, dit, sampling))
+        with registry_notices():
+            mv = mlflow.register_model(model.model_uri, name, tags=version_tags(gen, dit, sampling))
     client.set_registered_model_alias(name, alias, mv.version)
     return mv
 

@@ -9,13 +9,8 @@ import warnings
 
 import ray
 
+from mdaug.console import verbose
 from mdaug.cpus import available_cpus
-
-VERBOSE = "MDAUG_VERBOSE"  # =1: Ray's own INFO logs on the console (Train reports and checkpoints, Data's plans)
-
-
-def verbose() -> bool:
-    return os.environ.get(VERBOSE, "") == "1"
 
 
 def ray_logging() -> ray.LoggingConfig:

@@ -71,9 +71,9 @@ def choose_steps(data_ref, cfg: EvalConfig, base: int, echo) -> tuple[dict[str, 
             steps *= 2
         converged = 2 * steps in curve and (curve[2 * steps][0] - curve[steps][0]) * 100 <= cfg.convergence_points
         budgets[arch] = StepBudget(arch, steps, sorted((n, acc) for n, (acc, _) in curve.items()), converged)
-        echo(f"classifier budget at k={k_label(k)}: {budgets[arch].describe(cfg)}")
         if first_net is None:
             state = curve[steps][1]
             first_net = build_classifier(state["config"])
             first_net.load_state_dict(state["state"])
+    echo(f"classifier budget at k={k_label(k)}: " + "; ".join(b.describe(cfg) for b in budgets.values()))
     return budgets, first_net.eval()

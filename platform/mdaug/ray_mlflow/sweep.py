@@ -11,6 +11,8 @@ import importlib.util
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from mlflow.entities import RunTag
 from mlflow.tracking import MlflowClient
 from ray import tune
 
+from mdaug.console import verbose
 from mdaug.data.images import load_rows, load_split
 from mdaug.data.manifest import Manifest
 from mdaug.flow.sampler import SamplingConfig
@@ -38,6 +41,8 @@ from mdaug.ray_mlflow.sweep_resume import resumable_tuner, tune_storage
 from mdaug.ray_mlflow.tracking import log_params, mlflow_run, run_outcome, tracking_uri
 from mdaug.storage import absolute, read_bytes, write_text
 from mdaug.tables import markdown_table
+
+NEW_OUTPUT = "RAY_AIR_NEW_OUTPUT"  # Tune's console engine: 0 = the legacy one, silent at verbosity 0
 
 
 def search_space(c: SweepConfig) -> dict:
@@ -153,6 +158,25 @@ def sweep_inputs(cfg: SweepConfig, gen: Generator, classifier: str, manifest: Ma
             "classifier": hashlib.sha256(read_bytes(classifier)).hexdigest(), "manifest": manifest.content_hash()}
 
 
+@contextmanager
+def tune_console() -> Iterator[None]:
+    """Without MDAUG_VERBOSE=1, Tune's legacy console engine at verbosity 0 while the sweep runs: it prints nothing,
+    where the default engine prints an experiment box and TensorBoard advice at every verbosity (the per-trial
+    lines come from TrialLines)."""
+    if verbose():
+        yield
+        return
+    before = os.environ.get(NEW_OUTPUT)
+    os.environ[NEW_OUTPUT] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(NEW_OUTPUT, None)
+        else:
+            os.environ[NEW_OUTPUT] = before
+
+
 class TrialLines(tune.Callback):
     """On the driver: one console line per finished or failed trial, its settings and objective (Tune's own tables
     only with MDAUG_VERBOSE=1)."""
@@ -247,7 +271,8 @@ def run_sweep(dit: str, data: str | None, out: Path, cfg: SweepConfig, vae: str 
             for f in OUTPUTS:  # an earlier sweep's results must not outlive it
                 (out / f).unlink(missing_ok=True)
         t0 = time.perf_counter()
-        results = tuner.fit()
+        with tune_console():
+            results = tuner.fit()
         errors = [r.error for r in results if r.error]
         if errors:
             raise RuntimeError(f"{len(errors)} of {cfg.trials} trials failed; first: {errors[0]}. Rerun to retry "
@@ -271,6 +296,9 @@ def run_sweep(dit: str, data: str | None, out: Path, cfg: SweepConfig, vae: str 
             client.log_artifact(run_id, str(out / f))
         client.log_metric(run_id, f"best_{metric}", float(df.iloc[0][metric]))
         client.log_metric(run_id, "sweep_wall_time_s", time.perf_counter() - t0)
-    print(table.to_string(index=False))
-    print(f"best settings → {out / 'best_sampling.yaml'}: {best_settings}")
+    if verbose():
+        print(table.to_string(index=False))
+    words = " · ".join(f"{k} {v:.3g}" for k, v in best_settings.items())
+    print(f"[sweep] best: {words} ({metric} {float(df.iloc[0][metric]):.3f}; every trial's figures in "
+          f"{out / 'trials.md'}) → {out / 'best_sampling.yaml'}")
     return best_settings

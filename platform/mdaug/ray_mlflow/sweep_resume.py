@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow.fs
 from ray import tune
 
-from mdaug.ray_mlflow.ray_session import verbose
+from mdaug.console import verbose
 
 EXPERIMENT = "sweep"
 STATE_RECORD = "tune_state.sha256.json"  # in the driver's output folder: the digests of the Tune state it wrote

@@ -68,7 +68,7 @@ def train_identity_classifier(cfg: TrainJobConfig, manifest: Manifest, tracking:
     c = cfg.classifier
     about = {"manifest_hash": manifest.content_hash(), "size": size, "channels": ch}
     client = MlflowClient(tracking["tracking_uri"])
-    written = {}
+    written, words = {}, []
     for name, arch, steps, width, seed, path, uri in (
             ("judge", c.judge_arch, c.judge_steps, c.judge_width, cfg.seed + 1, judge_path(cfg), judge_uri(cfg)),
             ("classifier", "temporal", c.steps, c.width, cfg.seed, classifier_path(cfg), classifier_uri(cfg))):
@@ -79,10 +79,10 @@ def train_identity_classifier(cfg: TrainJobConfig, manifest: Manifest, tracking:
         publish(path, uri)
         client.log_metric(tracking["run_id"], "val_accuracy" if name == "classifier" else "judge_val_accuracy",
                           val_accuracy)
-        print(f"[classifier] {'the independent judge' if name == 'judge' else 'the identity classifier'} "
-              f"({ARCHITECTURES[arch]}, seed {seed}) recognises {val_accuracy:.1%} of the {len(vy)} real "
-              "validation images")
+        words.append(f"{'the independent judge' if name == 'judge' else 'the identity classifier'} "
+                     f"({ARCHITECTURES[arch]}, seed {seed}) {val_accuracy:.1%}")
         written[name] = path
+    print(f"[classifier] recognised of the {len(vy)} real validation images: {', '.join(words)}")
     return written
 
 
