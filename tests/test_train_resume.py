@@ -77,11 +77,10 @@ def test_a_killed_training_job_resumes_at_its_next_epoch_and_ends_where_an_unint
     assert before and before[-1] < EPOCHS - 1, f"killed too late: epochs {before}"
     assert (out / "dit_k2" / "ray_run_name").is_file()
 
-    again = subprocess.run(_job(trained, out), capture_output=True, text=True, env=ENV | {"MDAUG_VERBOSE": "1"},
-                           timeout=600)
+    again = subprocess.run([*_job(trained, out), "--verbose"], capture_output=True, text=True, env=ENV, timeout=600)
     text = again.stdout + again.stderr
     assert again.returncode == 0, text[-3000:]
-    assert "Checkpoint successfully created" in text, "MDAUG_VERBOSE=1: Ray's INFO logs are back"
+    assert "Checkpoint successfully created" in text, "--verbose: Ray's INFO logs are back"
     assert "resuming Ray Train run dit-" in text, text[-3000:]
     resumed = re.search(r"resumed from its checkpoint after epoch (\d+) of (\d+)", text)
     assert resumed and int(resumed.group(2)) == EPOCHS, text[-3000:]

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from mdaug.bounds import SettingError
+from mdaug.console import add_verbose_argument
 from mdaug.secrets import USE_THE_ENVIRONMENT, check_location
 
 CONFIGS = Path(str(resources.files("mdaug") / "configs"))  # package data (in the checkout: a link to configs/)
@@ -215,6 +216,8 @@ def add_config_arguments(ap: argparse.ArgumentParser, section: str | None) -> No
                "sampling": "steps=50 cfg_scale=4", "evaluation": "ks=[5,10] seeds=8",
                "sim": "persons=3 per_person=12 radar.prf_hz=2000"}.get(section or "",
                                                                       "train.workers=4 evaluation.seeds=8")
+    if section != "sim":  # the entry points that start Ray
+        add_verbose_argument(ap)
     ap.add_argument("overrides", nargs="*", metavar="key=value",
                     help=f"configuration overrides, dotted keys of {where} (e.g. {example}); an unknown key is "
                          "refused, naming the valid ones")
