@@ -93,6 +93,8 @@ def test_the_printed_link_opens_the_training_view_with_datasets_models_and_real_
     assert verdict in eval_page  # the evaluation run's description
     row = models.index("generator")  # the Models tab: the logged generator, from the run that registered it
     assert "register-generator" in models[row:row + 6], models
+    for field in ("Created by", "Logged from"):  # the logged model's own page, from the run that logged it
+        assert model_page[model_page.index(field) + 1] not in ("—", "-"), (field, model_page)
     versions = model_page.index("Model versions")  # linked to its registered version
     assert model_page[versions + 1] == "mdaug-generator" and re.fullmatch(r"v\d+", model_page[versions + 2])
     # the DiT run's sample grids, one per epoch (log_image with the epoch as step), behind the UI's step slider

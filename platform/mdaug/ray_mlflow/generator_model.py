@@ -148,7 +148,9 @@ def log_generator(client: MlflowClient, run_id: str, dit: str, sampling: Samplin
     the run, register it as a new version of `name` tagged with its provenance, and point `alias` at it."""
     gen = Generator.load(dit)  # refuses a DiT without statistics or whose VA-VAE does not match
     # created here, in the run's experiment: Model.log alone would put it in the fluent API's active experiment
-    model = client.create_logged_model(client.get_run(run_id).info.experiment_id, ARTIFACT_PATH, run_id,
+    run = client.get_run(run_id)  # its user and source tags: the logged model page's "Created by", "Logged from"
+    context = {k: v for k, v in run.data.tags.items() if k == "mlflow.user" or k.startswith("mlflow.source.")}
+    model = client.create_logged_model(run.info.experiment_id, ARTIFACT_PATH, run_id, tags=context,
                                        model_type="generator")
     with tempfile.TemporaryDirectory() as tmp, tracking_at(client.tracking_uri):
         files = {"dit": Path(tmp) / "dit.pt", "vae": Path(tmp) / "vae.pt"}
