@@ -82,7 +82,7 @@ def train_identity_classifier(cfg: TrainJobConfig, manifest: Manifest, tracking:
         words.append(f"{'the independent judge' if name == 'judge' else 'the identity classifier'} "
                      f"({ARCHITECTURES[arch]}, seed {seed}) {val_accuracy:.1%}")
         written[name] = path
-    print(f"[classifier] recognised of the {len(vy)} real validation images: {', '.join(words)}")
+    print(f"[classifier] accuracy on the {len(vy)} real validation images: {', '.join(words)}")
     return written
 
 
