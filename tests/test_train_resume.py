@@ -53,8 +53,9 @@ def test_a_killed_training_job_resumes_at_its_next_epoch_and_ends_where_an_unint
     epochs = re.findall(r"\[dit k=2 replicate 0\] epoch (\d+)/8 · train loss [\d.]+ · val loss [\d.]+ · .*img/s · ETA",
                         done.stdout + done.stderr)  # one progress line per epoch, from rank 0
     assert epochs == [str(e) for e in range(1, EPOCHS + 1)], (epochs, done.stdout[-3000:])
-    noise = ("TrainingReport(", "Checkpoint successfully created", "is deprecated", "Progress bars disabled",
-             "in eval mode at the start of training")  # Ray's INFO logs, the libraries' deprecations and advice
+    noise = ("TrainingReport(", "Checkpoint successfully created", "Starting execution of Dataset",
+             "Execution plan of Dataset", "is deprecated", "Progress bars disabled",
+             "in eval mode at the start of training")  # Ray's (Train's, Data's) INFO logs, libraries' deprecations
     quiet = [line for line in (done.stdout + done.stderr).splitlines() if any(x in line for x in noise)]
     assert not quiet, "Ray's or a library's lines on the default console:\n" + "\n".join(quiet)
     assert not (reference / "ray").exists() or not any((reference / "ray").iterdir()), "a Ray Train folder was left"
