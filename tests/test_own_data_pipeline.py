@@ -49,7 +49,7 @@ def test_alike_recordings_run_through_the_whole_pipeline_and_a_copy_is_refused_a
     assert run.returncode == 0, run.stderr[-3000:]
     m = Manifest.load(out / "manifest.json")
     assert m.leakage["moved_count"] == 0 and m.leakage["cross_person_count"] == 0 and m.num_classes == 8
-    assert "near-duplicates: 0 image(s) moved to keep clusters in one split, 0 cross-person" in run.stdout
+    assert "near-duplicates: 0 image(s) moved to keep clusters in one split; 0 cross-person pair(s); " in run.stdout
     leak = json.loads((out / "eval" / "leakage.json").read_text())
     assert leak["passed"] and leak["data_quality"] == [], leak
     assert "verdict:" in run.stdout and (out / "report.html").is_file()
