@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from mdaug.data.images import ImageReadError, load_rows, open_image
 from mdaug.data.manifest import Manifest
 from mdaug.models.vavae import VAE_ARCHITECTURES, AutoencoderKL, load_vae, save_vae
 from mdaug.ray_mlflow.data_staging import publish_manifest
+from mdaug.ray_mlflow.preflight import load_verified_manifest
 
 BUCKET = "mdaug-test"
 
@@ -117,3 +119,27 @@ def test_s3_filesystems_are_built_once_per_bucket_and_credentials(s3, monkeypatc
     assert storage.read_bytes(uris[1]) == b"x" and "cache/sub/b c.bin" in s3_keys(s3, BUCKET, "cache/")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "someone-else")
     assert storage.resolve(uris[0])[0] is not resolved[0][0]
+
+
+def test_a_stored_manifest_is_verified_on_threads_and_once_per_pipeline(s3, manifest64):
+    """Its files read IO_THREADS at a time from S3, in order: a changed and a missing object are each named;
+    a manifest a pipeline checked before one stage is not read again before the next."""
+    _, location = publish_manifest(Manifest.load(manifest64), str(manifest64), f"s3://{BUCKET}/verify")
+    staged = Manifest.load(location)
+    verified: set[str] = set()
+    assert load_verified_manifest(location, verified).content_hash() in verified
+    changed, gone = staged.rows[7], staged.rows[-1]
+    storage.write_bytes(staged.file(changed), b"another image")
+    storage.delete_file(staged.file(gone))
+    assert load_verified_manifest(location, verified) == staged  # checked once already: not read again
+    with pytest.raises(ValueError, match=rf"1 files missing \['{gone.path}'\], 1 files changed \['{changed.path}'\]"):
+        load_verified_manifest(location)
+
+
+def test_io_map_keeps_the_items_order_on_threads():
+    def slow_square(i: int) -> int:
+        time.sleep(0.02 * ((i * 7) % 5))  # later items often finish first
+        return i * i
+
+    assert list(storage.io_map(slow_square, range(40), remote=True)) == [i * i for i in range(40)]
+    assert list(storage.io_map(slow_square, range(5), remote=False)) == [0, 1, 4, 9, 16]

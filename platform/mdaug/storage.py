@@ -12,12 +12,17 @@ import os
 import secrets
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
 import pyarrow.fs as pafs
+
+T, R = TypeVar("T"), TypeVar("R")
+IO_THREADS = 16  # remote files read at once: their round trips overlap
 
 
 def is_uri(location: str | Path) -> bool:
@@ -28,6 +33,20 @@ def is_uri(location: str | Path) -> bool:
 CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION",
                "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "GOOGLE_APPLICATION_CREDENTIALS")
 BUCKETED = ("s3", "gs", "gcs")  # schemes whose filesystem is one per bucket: s3://BUCKET/KEY → path BUCKET/KEY
+
+
+def io_map(fn: Callable[[T], R], items: Iterable[T], remote: bool) -> Iterator[R]:
+    """fn(item) for every item, in the items' order: on IO_THREADS threads when the items are `remote` (storage
+    URIs), else one after another (local files of a few KB: a pool reads and hashes them at 0.26× the speed on
+    2 cores, bench/file_reads.py). A raise stops it there; remote items not yet started are dropped."""
+    if not remote:
+        yield from map(fn, items)
+        return
+    pool = ThreadPoolExecutor(IO_THREADS)
+    try:
+        yield from pool.map(fn, items)
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 @functools.lru_cache(maxsize=64)

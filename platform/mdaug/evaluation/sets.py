@@ -14,6 +14,7 @@ from mdaug.data.images import load_image
 from mdaug.data.manifest import Manifest
 from mdaug.data.paths import inside
 from mdaug.data.validate import validate
+from mdaug.storage import io_map, is_uri
 
 
 @dataclass
@@ -36,8 +37,12 @@ class ImageSet:
 
 def _load(root: Path | str, items: list[tuple[str, int, str]], size: int, channels: str,
           skipped: int = 0) -> ImageSet:
-    """`root`: a local folder or a storage URI; a path that leaves it is refused (UnsafePathError)."""
-    images = np.stack([load_image(inside(root, p), channels, size) for p, _, _ in items])
+    """`root`: a local folder or a storage URI; a path that leaves it is refused (UnsafePathError). IO_THREADS
+    remote files are read at a time."""
+    def decode(item: tuple[str, int, str]) -> np.ndarray:
+        return load_image(inside(root, item[0]), channels, size)
+
+    images = np.stack(list(io_map(decode, items, is_uri(root))))
     return ImageSet(str(root), torch.from_numpy(images), np.array([lab for _, lab, _ in items]),
                     [p for p, _, _ in items], [h for _, _, h in items], skipped)
 

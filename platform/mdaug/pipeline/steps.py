@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +106,7 @@ class Context:
     owner: Ownership  # what under the output folder the pipeline made: all it may delete or replace
     report: ValidationReport | None = None  # the validate stage's, reused by split in the same run
     key: str = ""  # the running stage's key (runner.stage_keys): its settings and everything upstream
+    verified: set[str] = field(default_factory=set)  # manifests whose files this run checked: not read again
 
 
 def generators(cfg: PipelineConfig) -> list[tuple[int, int]]:
@@ -231,7 +232,7 @@ def train_job(c: PipelineConfig, paths: Paths, stage: str, dit_k: int = 0, repli
 
 def _train(ctx: Context, stage: str, dit_k: int = 0, replicate: int = 0) -> None:
     ctx.owner.claim(ctx.paths.train)
-    run_train_job(train_job(ctx.cfg, ctx.paths, stage, dit_k, replicate), ctx.parent_run_id)
+    run_train_job(train_job(ctx.cfg, ctx.paths, stage, dit_k, replicate), ctx.parent_run_id, ctx.verified)
 
 
 def train(stage: str) -> Callable[[Context], None]:

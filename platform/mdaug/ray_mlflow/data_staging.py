@@ -5,7 +5,6 @@ target is checked to stay under its root (symbolic links resolved) before the fi
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -13,7 +12,7 @@ from tqdm import tqdm
 
 from mdaug.data.manifest import Manifest, ManifestError
 from mdaug.data.paths import UnsafePathError, inside
-from mdaug.storage import absolute, exists, is_uri, join, read_bytes, write_bytes
+from mdaug.storage import absolute, exists, io_map, is_uri, join, read_bytes, write_bytes
 
 if TYPE_CHECKING:
     from mdaug.ray_mlflow.config import TrainJobConfig
@@ -40,9 +39,8 @@ def publish_manifest(manifest: Manifest, location: str, storage: str) -> tuple[M
         def copy(pair: tuple[str, str]) -> None:
             write_bytes(pair[1], read_bytes(pair[0]))
 
-        with ThreadPoolExecutor(16) as pool:
-            list(tqdm(pool.map(copy, pairs), total=len(pairs), unit="img",
-                      desc=f"copy images to {root}", disable=len(manifest.rows) < 500))
+        list(tqdm(io_map(copy, pairs, remote=True), total=len(pairs), unit="img", desc=f"copy images to {root}",
+                  disable=len(manifest.rows) < 500))
     staged = replace(manifest, root=root)
     staged.save(target)
     return staged, target

@@ -7,7 +7,6 @@ requirements for what loading it imports, so `mlflow models serve` runs it where
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -16,7 +15,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -135,7 +134,7 @@ def registry_notices() -> Iterator[None]:
     unless MDAUG_VERBOSE=1; anything else MLflow writes to stderr meanwhile still shows."""
     buffer = io.StringIO()
     try:
-        with contextlib.redirect_stderr(buffer):
+        with redirect_stderr(buffer):
             yield
     finally:
         kept = [x for x in buffer.getvalue().splitlines(keepends=True) if verbose() or not REGISTRY_NOTICES.match(x)]

@@ -11,30 +11,39 @@ from ray.autoscaler.sdk import request_resources
 from ray.exceptions import GetTimeoutError
 from ray.util.placement_group import placement_group, remove_placement_group
 
-from mdaug.data.manifest import Manifest
+from mdaug.data.manifest import Manifest, Row
 from mdaug.ray_mlflow.config import TrainJobConfig, VAEStage
-from mdaug.storage import exists, read_bytes
+from mdaug.storage import exists, io_map, is_uri, read_bytes
 
 VAE_FILES = ("checkpoint", "vf_weights", "perceptual_weights")  # what a VA-VAE job may read from outside
 
 
-def load_verified_manifest(path: str) -> Manifest:
-    """Load the manifest and check every file still has the content hash recorded in it."""
+def load_verified_manifest(path: str, verified: set[str] | None = None) -> Manifest:
+    """Load the manifest and check every file still has the content hash recorded in it (IO_THREADS at a time from
+    remote storage). `verified`: content hashes of manifests this process checked already (a pipeline checks its
+    manifest once, not before every stage): their files are not read again; a manifest checked now is added."""
     if not path:
         raise ValueError("--data MANIFEST is required; make one with `mdaug split ROOT --out MANIFEST`")
     m = Manifest.load(path)
-    changed, missing = [], []
-    for r in m.rows:
+    if verified is not None and m.content_hash() in verified:
+        return m
+
+    def state(row: Row) -> str:
         try:
-            if hashlib.sha256(read_bytes(m.file(r))).hexdigest() != r.sha256:
-                changed.append(r.path)
+            return "" if hashlib.sha256(read_bytes(m.file(row))).hexdigest() == row.sha256 else "changed"
         except (FileNotFoundError, IsADirectoryError):
-            missing.append(r.path)
+            return "missing"
+
+    states = list(io_map(state, m.rows, is_uri(m.root)))
+    missing, changed = ([r.path for r, s in zip(m.rows, states, strict=True) if s == what]
+                        for what in ("missing", "changed"))
     if missing or changed:
         raise ValueError(
             f"manifest {path} no longer matches {m.root}: {len(missing)} files missing {missing[:5]}, "
             f"{len(changed)} files changed {changed[:5]}; re-run `mdaug split` to make a new manifest"
         )
+    if verified is not None:
+        verified.add(m.content_hash())
     return m
 
 

@@ -177,6 +177,11 @@ def tune_console() -> Iterator[None]:
             os.environ[NEW_OUTPUT] = before
 
 
+def settings_words(config: dict) -> str:
+    """The sampling settings of a trial's config, as the console shows them: "cfg_scale 3.95 · steps 28 · …"."""
+    return " · ".join(f"{k} {config[k]:.3g}" for k in SETTINGS if k in config)
+
+
 class TrialLines(tune.Callback):
     """On the driver: one console line per finished or failed trial, its settings and objective (Tune's own tables
     only with MDAUG_VERBOSE=1)."""
@@ -186,8 +191,7 @@ class TrialLines(tune.Callback):
 
     def _line(self, trials: list, trial, outcome: str) -> None:
         done = sum(t is trial or t.status in ("TERMINATED", "ERROR") for t in trials)
-        settings = " · ".join(f"{k} {trial.config[k]:.3g}" for k in SETTINGS if k in trial.config)
-        print(f"[sweep] trial {done}/{self.trials} · {settings} · {outcome}", flush=True)
+        print(f"[sweep] trial {done}/{self.trials} · {settings_words(trial.config)} · {outcome}", flush=True)
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
         result = trial.last_result or {}
@@ -298,7 +302,6 @@ def run_sweep(dit: str, data: str | None, out: Path, cfg: SweepConfig, vae: str 
         client.log_metric(run_id, "sweep_wall_time_s", time.perf_counter() - t0)
     if verbose():
         print(table.to_string(index=False))
-    words = " · ".join(f"{k} {v:.3g}" for k, v in best_settings.items())
-    print(f"[sweep] best: {words} ({metric} {float(df.iloc[0][metric]):.3f}; every trial's figures in "
-          f"{out / 'trials.md'}) → {out / 'best_sampling.yaml'}")
+    print(f"[sweep] best: {settings_words(best_settings)} ({metric} {float(df.iloc[0][metric]):.3f}; every trial's "
+          f"figures in {out / 'trials.md'}) → {out / 'best_sampling.yaml'}")
     return best_settings

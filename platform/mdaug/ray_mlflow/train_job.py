@@ -35,13 +35,15 @@ def stage_inputs(cfg: TrainJobConfig, manifest: Manifest) -> tuple[Manifest, str
     return manifest, manifest_location(cfg, manifest), {"train": train, "val": manifest.split("val")}
 
 
-def run_train_job(cfg: TrainJobConfig, parent_run_id: str | None = None) -> dict[str, Path]:
-    """Everything is checked before training starts; the MLflow run ends FINISHED or FAILED."""
+def run_train_job(cfg: TrainJobConfig, parent_run_id: str | None = None,
+                  verified: set[str] | None = None) -> dict[str, Path]:
+    """Everything is checked before training starts; the MLflow run ends FINISHED or FAILED. `verified`: the
+    manifests whose files this process checked already (preflight.load_verified_manifest)."""
     files = {k: absolute(v) for k in VAE_FILES if (v := getattr(cfg.vae, k))}
     cfg = replace(cfg, vae=replace(cfg.vae, **files))  # the same file for every worker, whatever its folder
     if cfg.stage == "vae":
         check_vae_files(cfg.vae)
-    manifest, _ = publish_manifest(load_verified_manifest(cfg.data), cfg.data, cfg.storage)
+    manifest, _ = publish_manifest(load_verified_manifest(cfg.data, verified), cfg.data, cfg.storage)
     connect_ray(cfg.workers * cfg.cpus_per_worker + 2)
     check_shared(cfg.storage, cfg.out_path, f"jobs/train.py --stage {cfg.stage}")
     check_resources(cfg)
