@@ -161,8 +161,10 @@ def test_assess_refuses_a_missing_or_foreign_judge(split64, pair, tmp_path):
         assess(generated, m, m.split("train"), classifier, tmp_path / "foreign.pt")
 
 
-def test_the_classifier_stage_writes_the_independent_judge_beside_the_classifier(split64, tmp_path, monkeypatch):
-    """The stage's function directly (it trains in the driver, without Ray): judge.pt (cnn2d, seed + 1) beside
+def test_the_classifier_stage_writes_the_independent_judge_beside_the_classifier(split64, tmp_path, monkeypatch,
+                                                                                  ray_local):
+    """The stage's function directly (its two trainings are Ray tasks on the session's local Ray, not the driver's
+    work): judge.pt (cnn2d, seed + 1) beside
     classifier.pt, each with its validation accuracy, both logged to the stage's MLflow run."""
     from mlflow.tracking import MlflowClient
 

@@ -69,11 +69,14 @@ def train_identity_classifier(cfg: TrainJobConfig, manifest: Manifest, tracking:
     about = {"manifest_hash": manifest.content_hash(), "size": size, "channels": ch}
     client = MlflowClient(tracking["tracking_uri"])
     written, words = {}, []
-    for name, arch, steps, width, seed, path, uri in (
-            ("judge", c.judge_arch, c.judge_steps, c.judge_width, cfg.seed + 1, judge_path(cfg), judge_uri(cfg)),
-            ("classifier", "temporal", c.steps, c.width, cfg.seed, classifier_path(cfg), classifier_uri(cfg))):
-        net = train_classifier(tx, ty, manifest.num_classes, steps, c.batch_size, JUDGE_AUGMENT, seed, c.lr,
-                               width, arch=arch)
+    data = ray.put((tx, ty))
+    nets = [classifier_task(cfg, data, manifest.num_classes, steps, c.batch_size, JUDGE_AUGMENT, seed, c.lr, width,
+                            arch=arch)  # both at once, where the cluster has room
+            for arch, steps, width, seed in ((c.judge_arch, c.judge_steps, c.judge_width, cfg.seed + 1),
+                                             ("temporal", c.steps, c.width, cfg.seed))]
+    for name, arch, seed, net, path, uri in (
+            ("judge", c.judge_arch, cfg.seed + 1, ray.get(nets[0]), judge_path(cfg), judge_uri(cfg)),
+            ("classifier", "temporal", cfg.seed, ray.get(nets[1]), classifier_path(cfg), classifier_uri(cfg))):
         val_accuracy = accuracy(net, vx, vy)
         save_classifier(net, path, {"val_accuracy": val_accuracy, "seed": seed, **about})
         publish(path, uri)
@@ -84,6 +87,19 @@ def train_identity_classifier(cfg: TrainJobConfig, manifest: Manifest, tracking:
         written[name] = path
     print(f"[classifier] accuracy on the {len(vy)} real validation images: {', '.join(words)}")
     return written
+
+
+@ray.remote
+def _fit_classifier(data: tuple[torch.Tensor, torch.Tensor], threads: int, *args, **kwargs) -> torch.nn.Module:
+    torch.set_num_threads(threads)
+    return train_classifier(*data, *args, **kwargs)
+
+
+def classifier_task(cfg: TrainJobConfig, data: ray.ObjectRef, *args, **kwargs) -> ray.ObjectRef:
+    """`training.classifier.train_classifier` on (images, labels) = `data`, as Ray work with the shape of one of
+    the job's training workers (its CPUs and GPU), not on the driver; the trained net comes back."""
+    return _fit_classifier.options(num_cpus=cfg.cpus_per_worker, num_gpus=cfg.gpus_per_worker).remote(
+        data, max(1, int(cfg.cpus_per_worker)), *args, **kwargs)
 
 
 def identity_judge(cfg: TrainJobConfig, manifest: Manifest) -> ray.ObjectRef | None:
@@ -167,8 +183,8 @@ def _identity_encoder(cfg: TrainJobConfig, m: Manifest, rows: list, size: int, c
     """A person classifier on the autoencoder's own training data, for its identity loss."""
     if cfg.vae.identity_weight <= 0:
         return None
-    x, y = load_rows(m, rows, size, ch)
-    net = train_classifier(x, y, m.num_classes, cfg.vae.identity_steps, augment_cfg=JUDGE_AUGMENT, seed=cfg.seed)
+    net = ray.get(classifier_task(cfg, ray.put(load_rows(m, rows, size, ch)), m.num_classes, cfg.vae.identity_steps,
+                                  augment_cfg=JUDGE_AUGMENT, seed=cfg.seed))
     save_classifier(net, cfg.out_path / "vae" / "identity_encoder.pt", {"trained_on": m.content_hash()})
     return ray.put({"config": net.config, "state": net.state_dict()})
 
