@@ -6,7 +6,8 @@ import pytest
 import torch
 from conftest import margin
 
-from mdaug.flow import SamplingConfig, flow_loss, sample, shifted_times
+from mdaug.flow import LatentStats, SamplingConfig, flow_loss, sample, shifted_times
+from mdaug.flow.latents import latent_moments
 from mdaug.models.dit import DiTConfig, LightningDiT
 
 MEANS = torch.tensor([[2.0, 0.0], [-2.0, 0.0], [0.0, 2.5]])
@@ -78,3 +79,16 @@ def test_timestep_shift():
     assert t[0] == 0 and t[-1] == 1 and (t.diff() > 0).all()
     assert t[5] < 0.5  # shift < 1 spends more steps near noise
     assert torch.allclose(shifted_times(10, 1.0), torch.linspace(0, 1, 11, dtype=torch.float64))
+
+
+def test_statistics_summed_from_parts_equal_those_of_all_latents():
+    """What the latents stage does: each block's moments where it is, summed on the driver (a part may be empty)."""
+    z = torch.randn(37, 4, 3, 5, generator=torch.Generator().manual_seed(0)) * torch.tensor([1, 2, 3, 4]).view(
+        1, 4, 1, 1) + torch.tensor([0, -1, 5, 2]).view(1, 4, 1, 1)
+    whole = LatentStats.from_latents([z], "vae")
+    parts = LatentStats.from_moments(map(latent_moments, (z[:10], z[10:10], z[10:30], z[30:])), "vae")
+    assert parts.count == whole.count == 37 * 15
+    assert torch.allclose(parts.mean, whole.mean) and torch.allclose(parts.std, whole.std)
+    assert torch.allclose(whole.mean, torch.tensor([0.0, -1.0, 5.0, 2.0]), atol=0.7)  # the known distribution
+    with pytest.raises(ValueError, match="no latents"):
+        LatentStats.from_moments([latent_moments(z[:0])], "vae")

@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from mdaug.config import load_config
 from mdaug.data.manifest import Manifest
 from mdaug.data.subsets import k_subset
+from mdaug.flow import LatentStats
 from mdaug.models.classifier import load_classifier
 from mdaug.models.vavae import load_vae, vae_record
 from mdaug.ray_mlflow.preflight import check_resources, load_verified_manifest
@@ -35,7 +36,7 @@ def _runs(out: Path) -> dict[str, object]:
             if r.data.tags.get("stage") in ("classifier", "vae", "latents", "dit")}
 
 
-def test_stages_write_checkpoints_latents_provenance_and_mlflow_runs(trained):
+def test_stages_write_checkpoints_latents_provenance_and_mlflow_runs(trained, ray_local):
     out = trained
     client = MlflowClient(f"sqlite:///{out.parent / 'mlflow.db'}")
     runs = _runs(out)
@@ -63,6 +64,13 @@ def test_stages_write_checkpoints_latents_provenance_and_mlflow_runs(trained):
     vae = load_vae(out / "vae" / "vae.pt", "tiny")
     stats = json.loads((out / "latents" / "stats.json").read_text())
     assert stats["vae_identity"] == vae.identity() and stats["latent_shape"] == [8, 16, 16]
+    # summed from the blocks' moments where the latents were: those of every train latent, and only those
+    written = [torch.from_numpy(b["latent"]) for b in ray_local.data.read_parquet(str(out / "latents" / "train"))
+               .iter_batches(batch_format="numpy")]
+    direct = LatentStats.from_latents(written, vae.identity())
+    assert stats["count"] == direct.count == len(Manifest.load(out.parent / "manifest.json").split("train")) * 16 * 16
+    assert torch.allclose(torch.tensor(stats["mean"]), direct.mean) and torch.allclose(torch.tensor(stats["std"]),
+                                                                                        direct.std)
     assert len(list((out / "latents" / "train").glob("*.parquet"))) >= 1
     model, dit_stats, ckpt = load_dit(out / "dit_k2" / "dit.pt")
     assert dit_stats.vae_identity == vae.identity() and model.config.num_classes == 4

@@ -11,6 +11,12 @@ import torch
 from torch import nn
 
 
+def latent_moments(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Per channel of (B, C, H, W) latents: the float64 sum and sum of squares, and how many values each sums."""
+    z = z.double().transpose(0, 1).flatten(1)  # (C, B·H·W)
+    return z.sum(1), (z * z).sum(1), z.shape[1]
+
+
 @dataclass
 class LatentStats:
     mean: torch.Tensor  # (C,)
@@ -20,13 +26,17 @@ class LatentStats:
 
     @classmethod
     def from_latents(cls, batches: Iterable[torch.Tensor], vae_identity: str) -> LatentStats:
-        """Accumulate float64 sums over (B, C, H, W) batches."""
+        """From (B, C, H, W) batches of latents."""
+        return cls.from_moments(map(latent_moments, batches), vae_identity)
+
+    @classmethod
+    def from_moments(cls, parts: Iterable[tuple[torch.Tensor, torch.Tensor, int]], vae_identity: str) -> LatentStats:
+        """From parts' latent_moments, each computed where its latents are: float64 sums of sums."""
         total, sq, n = None, None, 0
-        for z in batches:
-            z = z.double().transpose(0, 1).flatten(1)  # (C, B·H·W)
-            total = z.sum(1) if total is None else total + z.sum(1)
-            sq = (z * z).sum(1) if sq is None else sq + (z * z).sum(1)
-            n += z.shape[1]
+        for part_sum, part_sq, count in parts:
+            total = part_sum if total is None else total + part_sum
+            sq = part_sq if sq is None else sq + part_sq
+            n += count
         if n == 0:
             raise ValueError("no latents to compute statistics from")
         mean = total / n

@@ -9,6 +9,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import ray
 import torch
 from mlflow.tracking import MlflowClient
@@ -19,7 +20,7 @@ from mdaug.data.images import load_rows, load_split, model_channels
 from mdaug.data.manifest import Manifest
 from mdaug.data.ray_ingest import manifest_dataset, rows_dataset, shift_index
 from mdaug.data.subsets import k_subset
-from mdaug.flow.latents import EncodeBatch, LatentStats
+from mdaug.flow.latents import EncodeBatch, LatentStats, latent_moments
 from mdaug.models.classifier import ARCHITECTURES, build_classifier, load_classifier, save_classifier
 from mdaug.models.vavae import VAE_ARCHITECTURES, AutoencoderKL, load_official_vavae, load_vae, save_vae
 from mdaug.models.vavae_losses import IdentityLoss, VAELossConfig
@@ -232,6 +233,15 @@ def encoded_rows(cfg: TrainJobConfig, manifest: Manifest, rows: list, vae_uri: s
         num_cpus=cfg.cpus_per_worker if not gpu else 1)
 
 
+def _train_moments(block: dict[str, np.ndarray], n_train: int) -> dict[str, np.ndarray]:
+    """Where a block of latents is: the per-channel moments of its train rows (those with index < n_train), and
+    the latents' shape."""
+    latent = block["latent"]
+    part_sum, part_sq, count = latent_moments(torch.from_numpy(latent[block["index"] < n_train]))
+    return {"sum": part_sum.numpy()[None], "sq": part_sq.numpy()[None], "count": np.array([count]),
+            "shape": np.array([latent.shape[1:]])}
+
+
 def extract_latents(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str, str]) -> dict[str, Path]:
     """Encode the train and val images in one pass of one actor pool; latents/{train,val} Parquet + stats.json,
     in the job's storage."""
@@ -249,14 +259,15 @@ def extract_latents(cfg: TrainJobConfig, manifest: Manifest, tracking: dict[str,
         target = cfg.artifact("latents", split)
         delete_dir(target)  # a rerun replaces the files; write_parquet would add to them
         part.write_parquet(target)
-    train = [torch.from_numpy(b["latent"][b["index"] < n_train])
-             for b in encoded.select_columns(["latent", "index"]).iter_batches(batch_size=256, batch_format="numpy")]
-    stats = LatentStats.from_latents(train, vae.identity())
+    parts = encoded.map_batches(partial(_train_moments, n_train=n_train), batch_size=None,
+                                batch_format="numpy").take_all()  # a few numbers per block reach the driver
+    stats = LatentStats.from_moments(((torch.from_numpy(p["sum"]), torch.from_numpy(p["sq"]), int(p["count"]))
+                                      for p in parts), vae.identity())
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "stats.json", json.dumps({
         "mean": stats.mean.tolist(), "std": stats.std.tolist(), "vae_identity": stats.vae_identity,
         "count": stats.count, "vae_uri": vae_uri, "manifest_hash": manifest.content_hash(),
-        "channels": ch, "latent_shape": list(next(z for z in train if len(z))[0].shape),
+        "channels": ch, "latent_shape": parts[0]["shape"].tolist(),
     }, indent=1))
     publish(out / "stats.json", cfg.artifact("latents", "stats.json"))
     return {"latents": out, "stats": out / "stats.json"}
