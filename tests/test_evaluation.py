@@ -336,3 +336,36 @@ def test_any_id_folder_without_oracle(tmp_path, ray_local):
     assert (outcome.out / "samples.png").is_file()
     with pytest.raises(BudgetError):  # a generator that saw 2 per person cannot serve k=1 arms
         run_evaluation(replace(cfg, ks=(1,), out=str(tmp_path / "eval2")), tracking_dir=tmp_path)
+
+
+def test_an_image_set_reaches_evaluation_tasks_without_a_copy(ray_local):
+    """Through Ray's object store a task maps the driver's one copy of the images (shared memory): reading all 64 MiB
+    of them adds far less than 64 MiB to the task's own memory (a tensor pickled whole would add all of it); an
+    ordinary pickle round trip gives an equal set."""
+    import pickle
+
+    import psutil
+    import torch
+
+    from mdaug.evaluation.sets import ImageSet
+
+    n = 4096
+    s = ImageSet("/data", torch.randn(n, 1, 64, 64), np.arange(n) % 4, [f"ID_1/{i}.png" for i in range(n)],
+                 [f"{i:064x}" for i in range(n)], skipped=2)
+    s_small = ImageSet("/data", s.images[:2].clone(), s.labels[:2], s.paths[:2], s.hashes[:2])
+
+    @ray_local.remote
+    def look(refs: list) -> tuple[float, float, torch.Tensor, int]:
+        ray_local.get(refs[1]).images.sum()  # a small set first: the modules it needs are imported
+        own = psutil.Process()
+        before = own.memory_full_info().uss
+        images = ray_local.get(refs[0])
+        total = float(images.images.sum())  # every page read
+        return (own.memory_full_info().uss - before) / 2**20, total, images.images[3:5].clone(), images.skipped
+
+    added_mib, total, rows, skipped = ray_local.get(look.remote([ray_local.put(s), ray_local.put(s_small)]))
+    assert added_mib < 32, f"the task's own memory grew by {added_mib:.0f} MiB for a 64 MiB set"
+    assert total == pytest.approx(float(s.images.sum()), rel=1e-4) and torch.equal(rows, s.images[3:5])
+    assert skipped == 2
+    back = pickle.loads(pickle.dumps(s))
+    assert torch.equal(back.images, s.images) and np.array_equal(back.labels, s.labels) and back.hashes == s.hashes

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,11 +29,25 @@ class ImageSet:
     hashes: list[str]
     skipped: int = 0  # unusable files (listed by `mdaug validate ROOT`)
 
+    def __reduce__(self):
+        """Pickled (as Ray's object store does) with the images as a NumPy array: every evaluation task then maps
+        the one copy in shared memory instead of unpickling its own (a tensor would be copied per task)."""
+        return _image_set, (self.root, self.images.numpy(), self.labels, self.paths, self.hashes, self.skipped)
+
     def indices_of(self, label: int) -> np.ndarray:
         return np.flatnonzero(self.labels == label)
 
     def counts(self, num_classes: int) -> np.ndarray:
         return np.bincount(self.labels, minlength=num_classes)
+
+
+def _image_set(root: str, images: np.ndarray, labels: np.ndarray, paths: list[str], hashes: list[str],
+               skipped: int) -> ImageSet:
+    """An ImageSet over `images` without copying them (read-only in Ray's object store: the evaluation only reads
+    them, indexing copies out what it trains on)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return ImageSet(root, torch.from_numpy(images), labels, paths, hashes, skipped)
 
 
 def _load(root: Path | str, items: list[tuple[str, int, str]], size: int, channels: str,
