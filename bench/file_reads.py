@@ -5,12 +5,10 @@ measured in this run. What `mdaug.storage.io_map` decides from: threads for remo
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +17,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from s3_server import s3_server  # noqa: E402  (moto's server mode, as the storage tests use it)
 
-from mdaug.storage import IO_THREADS, join, read_bytes, write_bytes  # noqa: E402
+from mdaug.storage import IO_THREADS, file_sha256, io_map, join, write_bytes  # noqa: E402
 
 
 def write_images(root: Path, n: int, size: int) -> list[str]:
@@ -35,23 +33,16 @@ def write_images(root: Path, n: int, size: int) -> list[str]:
     return names
 
 
-def digest(location: str) -> str:
-    return hashlib.sha256(read_bytes(location)).hexdigest()
-
-
-def files_per_s(locations: list[str], threads: int) -> float:
+def files_per_s(locations: list[str], remote: bool) -> float:
+    """`storage.io_map` itself, told the files are remote (its thread pool) or not (one after another)."""
     t0 = time.perf_counter()
-    if threads == 1:
-        list(map(digest, locations))
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(digest, locations))
+    list(io_map(file_sha256, locations, remote))
     return len(locations) / (time.perf_counter() - t0)
 
 
 def compare(what: str, locations: list[str], repeats: int) -> None:
-    serial = max(files_per_s(locations, 1) for _ in range(repeats))
-    pooled = max(files_per_s(locations, IO_THREADS) for _ in range(repeats))
+    serial = max(files_per_s(locations, False) for _ in range(repeats))
+    pooled = max(files_per_s(locations, True) for _ in range(repeats))
     print(f"{what:<28} one at a time {serial:8.0f} files/s   {IO_THREADS} threads {pooled:8.0f} files/s   "
           f"ratio ×{pooled / serial:.2f}")
 

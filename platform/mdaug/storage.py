@@ -7,6 +7,7 @@ AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL for MinIO and other 
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import os
 import secrets
@@ -102,6 +103,11 @@ def read_bytes(location: str | Path) -> bytes:
         if kind == pafs.FileType.Directory:
             raise IsADirectoryError(f"{location} is a folder, not a file") from None
         raise OSError(f"cannot read {location}: {err}") from err
+
+
+def file_sha256(location: str | Path) -> str:
+    """The hex SHA-256 of a file's bytes (the content hash a manifest records)."""
+    return hashlib.sha256(read_bytes(location)).hexdigest()
 
 
 def _fsync_folder(folder: Path) -> None:

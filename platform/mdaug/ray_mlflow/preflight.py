@@ -3,7 +3,6 @@ autoscaling cluster to add the nodes a job needs)."""
 
 from __future__ import annotations
 
-import hashlib
 import time
 
 import ray
@@ -13,7 +12,7 @@ from ray.util.placement_group import placement_group, remove_placement_group
 
 from mdaug.data.manifest import Manifest, Row
 from mdaug.ray_mlflow.config import TrainJobConfig, VAEStage
-from mdaug.storage import exists, io_map, is_uri, read_bytes
+from mdaug.storage import exists, file_sha256, io_map, is_uri
 
 VAE_FILES = ("checkpoint", "vf_weights", "perceptual_weights")  # what a VA-VAE job may read from outside
 
@@ -25,12 +24,13 @@ def load_verified_manifest(path: str, verified: set[str] | None = None) -> Manif
     if not path:
         raise ValueError("--data MANIFEST is required; make one with `mdaug split ROOT --out MANIFEST`")
     m = Manifest.load(path)
-    if verified is not None and m.content_hash() in verified:
+    content = m.content_hash() if verified is not None else ""
+    if content in (verified or ()):
         return m
 
     def state(row: Row) -> str:
         try:
-            return "" if hashlib.sha256(read_bytes(m.file(row))).hexdigest() == row.sha256 else "changed"
+            return "" if file_sha256(m.file(row)) == row.sha256 else "changed"
         except (FileNotFoundError, IsADirectoryError):
             return "missing"
 
@@ -43,7 +43,7 @@ def load_verified_manifest(path: str, verified: set[str] | None = None) -> Manif
             f"{len(changed)} files changed {changed[:5]}; re-run `mdaug split` to make a new manifest"
         )
     if verified is not None:
-        verified.add(m.content_hash())
+        verified.add(content)
     return m
 
 

@@ -39,7 +39,7 @@ from mdaug.ray_mlflow.preflight import check_placeable
 from mdaug.ray_mlflow.ray_session import connect_ray
 from mdaug.ray_mlflow.sweep_resume import resumable_tuner, tune_storage
 from mdaug.ray_mlflow.tracking import log_params, mlflow_run, run_outcome, tracking_uri
-from mdaug.storage import absolute, read_bytes, write_text
+from mdaug.storage import absolute, file_sha256, write_text
 from mdaug.tables import markdown_table
 
 NEW_OUTPUT = "RAY_AIR_NEW_OUTPUT"  # Tune's console engine: 0 = the legacy one, silent at verbosity 0
@@ -155,7 +155,7 @@ def sweep_inputs(cfg: SweepConfig, gen: Generator, classifier: str, manifest: Ma
     images per person, trial resources, which Tune keeps with each restored trial), the DiT, its VAE, the identity
     classifier and the data."""
     return {"sweep": asdict(cfg), "dit": gen.info["dit_sha256"], "vae": gen.stats.vae_identity,
-            "classifier": hashlib.sha256(read_bytes(classifier)).hexdigest(), "manifest": manifest.content_hash()}
+            "classifier": file_sha256(classifier), "manifest": manifest.content_hash()}
 
 
 @contextmanager

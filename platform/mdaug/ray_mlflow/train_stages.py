@@ -71,20 +71,21 @@ def train_identity_classifier(cfg: TrainJobConfig, manifest: Manifest, tracking:
     client = MlflowClient(tracking["tracking_uri"])
     written, words = {}, []
     data = ray.put((tx, ty))
+    models = (  # name, what it is called, architecture, steps, width, seed, local path, published URI
+        ("judge", "the independent judge", c.judge_arch, c.judge_steps, c.judge_width, cfg.seed + 1, judge_path(cfg),
+         judge_uri(cfg)),
+        ("classifier", "the identity classifier", "temporal", c.steps, c.width, cfg.seed, classifier_path(cfg),
+         classifier_uri(cfg)))
     nets = [classifier_task(cfg, data, manifest.num_classes, steps, c.batch_size, JUDGE_AUGMENT, seed, c.lr, width,
                             arch=arch)  # both at once, where the cluster has room
-            for arch, steps, width, seed in ((c.judge_arch, c.judge_steps, c.judge_width, cfg.seed + 1),
-                                             ("temporal", c.steps, c.width, cfg.seed))]
-    for name, arch, seed, net, path, uri in (
-            ("judge", c.judge_arch, cfg.seed + 1, ray.get(nets[0]), judge_path(cfg), judge_uri(cfg)),
-            ("classifier", "temporal", cfg.seed, ray.get(nets[1]), classifier_path(cfg), classifier_uri(cfg))):
+            for _, _, arch, steps, width, seed, _, _ in models]
+    for (name, called, arch, _, _, seed, path, uri), net in zip(models, ray.get(nets), strict=True):
         val_accuracy = accuracy(net, vx, vy)
         save_classifier(net, path, {"val_accuracy": val_accuracy, "seed": seed, **about})
         publish(path, uri)
         client.log_metric(tracking["run_id"], "val_accuracy" if name == "classifier" else "judge_val_accuracy",
                           val_accuracy)
-        words.append(f"{'the independent judge' if name == 'judge' else 'the identity classifier'} "
-                     f"({ARCHITECTURES[arch]}, seed {seed}) {val_accuracy:.1%}")
+        words.append(f"{called} ({ARCHITECTURES[arch]}, seed {seed}) {val_accuracy:.1%}")
         written[name] = path
     print(f"[classifier] accuracy on the {len(vy)} real validation images: {', '.join(words)}")
     return written
