@@ -10,10 +10,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mdaug.data.colormap import fit_error
+from mdaug.data.colormap import fit_error, invert
 from mdaug.data.images import load_image, model_channels
 from mdaug.data.validate import validate
 from mdaug.generation import to_file_bytes
+from mdaug.imaging import jet, jet_float
 from mdaug.sim import SimConfig, simulate_dataset
 
 
@@ -52,3 +53,19 @@ def test_colour_data_that_fits_no_colormap_stays_rgb(tmp_path):
             Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(tmp_path / f"ID_{p}" / f"{i}.png")
     report = validate(tmp_path, progress=False)
     assert report.channels == "rgb" and report.colormap_fit > 40 and "fit no known colormap" in report.table()
+
+
+def test_inversion_finds_the_nearest_colour_on_the_curve():
+    """Each pixel goes to the value whose jet colour is nearest to it: exact values for jet's own colours (one
+    reading for its one stretch of constant blue), and for arbitrary colours no farther from the curve than the
+    nearest of 200,001 densely sampled colours."""
+    x = np.linspace(0, 1, 4001)
+    recovered = invert(jet(x[None]))[0]
+    blue = (x >= 0.11) & (x < 0.1255)  # pure blue (0.125–0.1255: green rounds to 0)
+    assert np.abs(recovered - x)[~blue].max() < 1e-3  # uint8 rounding of the colour
+    assert np.allclose(recovered[blue], 0.11)
+    dense = jet_float(np.linspace(0, 1, 200_001)) * 255
+    pixels = np.random.default_rng(0).integers(0, 256, (1, 400, 3), dtype=np.uint8)
+    reached = np.linalg.norm(jet_float(invert(pixels))[0] * 255 - pixels[0], axis=1)
+    nearest = np.sqrt(((pixels[0, :, None, :].astype(np.float64) - dense[None]) ** 2).sum(-1).min(1))
+    assert np.all(reached <= nearest + 0.05), (reached - nearest).max()

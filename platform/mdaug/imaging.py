@@ -10,14 +10,22 @@ from PIL import Image, ImageDraw, ImageFont
 
 from mdaug.storage import write_bytes
 
+JET_KNOTS = (  # (values, intensities in [0, 1]) of red, green and blue: jet is linear between them
+    ((0, 0.35, 0.66, 0.89, 1.0), (0, 0, 1, 1, 0.5)),
+    ((0, 0.125, 0.375, 0.64, 0.91, 1.0), (0, 0, 1, 1, 0, 0)),
+    ((0, 0.11, 0.34, 0.65, 1.0), (0.5, 1, 1, 0, 0)),
+)
+
+
+def jet_float(x: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] (...) → jet RGB in [0, 1] (..., 3), unrounded."""
+    x = np.clip(x, 0.0, 1.0)
+    return np.stack([np.interp(x, xs, ys) for xs, ys in JET_KNOTS], axis=-1)
+
 
 def jet(gray: np.ndarray) -> np.ndarray:
     """Map values in [0, 1] (H, W) to uint8 RGB (H, W, 3) with the jet colormap (piecewise linear)."""
-    x = np.clip(gray, 0.0, 1.0)
-    r = np.interp(x, [0, 0.35, 0.66, 0.89, 1.0], [0, 0, 1, 1, 0.5])
-    g = np.interp(x, [0, 0.125, 0.375, 0.64, 0.91, 1.0], [0, 0, 1, 1, 0, 0])
-    b = np.interp(x, [0, 0.11, 0.34, 0.65, 1.0], [0.5, 1, 1, 0, 0])
-    return np.round(np.stack([r, g, b], axis=-1) * 255).astype(np.uint8)
+    return np.round(jet_float(gray) * 255).astype(np.uint8)
 
 
 def to_pil(gray: np.ndarray, colormap: str) -> Image.Image:
