@@ -373,3 +373,33 @@ def test_an_image_set_reaches_evaluation_tasks_without_a_copy(ray_local):
     assert skipped == 2
     back = pickle.loads(pickle.dumps(s))
     assert torch.equal(back.images, s.images) and np.array_equal(back.labels, s.labels) and back.hashes == s.hashes
+
+
+def test_each_run_task_receives_only_the_added_set_it_draws_from(sim_eval, ray_local):
+    """Every image set is put in Ray's object store once (a folder serving two k: one object); a run's task gets
+    the real sets and, of the generated sets and the oracle, only the one its arm draws from — and draws from it
+    exactly what the whole data would give it."""
+    from mdaug.evaluation.arms import CLASSIC, ORACLE, PERMUTED, PLACEBO, REAL, SYNTHETIC, TSTR, RunSpec, added_set
+    from mdaug.ray_mlflow.eval_placement import PlacedEvalData
+
+    first, second = sim_eval["replicates"][:2]
+    data = load_eval_data(str(sim_eval["manifest"]), {3: [first, second], 5: [first]}, str(sim_eval["oracle"]), 32)
+    placed = PlacedEvalData.put(data)
+    assert len(set(placed.added.values())) == 3 and placed.added[(3, 0)] == placed.added[(5, 0)]
+
+    @ray_local.remote
+    def received(real, key, added, spec) -> tuple[list, bool, list[str] | None]:
+        view = real.with_added(key, added)
+        drawn = added_set(view, spec)
+        return sorted(view.synthetic), view.oracle is not None, None if drawn is None else drawn.paths
+
+    expect = {RunSpec(REAL, 3, 0): ([], False), RunSpec(CLASSIC, 3, 0): ([], False),
+              RunSpec(SYNTHETIC, 3, 0, 1.0, replicate=1): ([(3, 1)], False),
+              RunSpec(PERMUTED, 5, 0, 1.0): ([(5, 0)], False), RunSpec(TSTR, 3, 1): ([(3, 0)], False),
+              RunSpec(ORACLE, 3, 0, 1.0): ([], True), RunSpec(PLACEBO, 3, 0, 1.0): ([], False)}
+    for spec, (synthetic, oracle) in expect.items():
+        got_synthetic, got_oracle, paths = ray_local.get(received.remote(*placed.args(spec), spec))
+        assert ([tuple(k) for k in got_synthetic], got_oracle) == (synthetic, oracle), spec
+        whole = added_set(data, spec)
+        assert paths == (None if whole is None else whole.paths), spec
+    assert added_set(data, RunSpec(SYNTHETIC, 3, 0, 1.0, replicate=1)).root != added_set(data, RunSpec(TSTR, 3, 0)).root

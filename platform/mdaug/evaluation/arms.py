@@ -18,7 +18,7 @@ import torch
 
 from mdaug.data.subsets import person_order
 from mdaug.evaluation.config import ALL, EvalConfig, k_label
-from mdaug.evaluation.sets import EvalData, ImageSet
+from mdaug.evaluation.sets import AddedKey, EvalData, ImageSet
 from mdaug.seeds import hash_seed
 
 REAL, CLASSIC, SYNTHETIC, COMBINED, TSTR, ORACLE, NEGATIVE, AA, PLACEBO, PERMUTED = (
@@ -156,10 +156,16 @@ def images_needed(specs: list[RunSpec], train_counts: np.ndarray) -> dict[str, d
     return need
 
 
-def added_set(data: EvalData, spec: RunSpec) -> ImageSet | None:
+def added_key(spec: RunSpec) -> AddedKey:
+    """Which of EvalData's added sets a run draws from: 'oracle', its (k, replicate) generated set, or None."""
     what = source_of(spec.arm)
-    return {"oracle": data.oracle, "real": data.train, None: None}.get(
-        what, data.synthetic.get((spec.k, spec.replicate)))
+    return (spec.k, spec.replicate) if what == "synthetic" else "oracle" if what == "oracle" else None
+
+
+def added_set(data: EvalData, spec: RunSpec) -> ImageSet | None:
+    if source_of(spec.arm) == "real":
+        return data.train
+    return data.added_sets().get(added_key(spec))
 
 
 def check_plan(data: EvalData, specs: list[RunSpec]) -> list[str]:

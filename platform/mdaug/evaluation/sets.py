@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +99,9 @@ def subset_seed(info: dict) -> int:
     return int(((info.get("provenance") or {}).get("dit") or {}).get("subset_seed", 0))
 
 
+AddedKey = str | tuple[int, int] | None  # 'oracle', a generated set's (k, replicate), or no added set
+
+
 @dataclass
 class EvalData:
     """The real sets, the generated sets serving each k — one per generator replicate (a folder may serve several
@@ -132,6 +135,21 @@ class EvalData:
     @property
     def replicates(self) -> dict[int, int]:
         return {k: len(v) for k, v in self.subset_seeds.items()}
+
+    def real_only(self) -> EvalData:
+        """The real sets and every generated set's manifest, without a generated or oracle image."""
+        return replace(self, synthetic={}, oracle=None)
+
+    def with_added(self, key: AddedKey, added: ImageSet | None) -> EvalData:
+        """This real-only EvalData given the one added set a run draws from: key 'oracle', a generated set's
+        (k, replicate), or None (a run that adds nothing, or copies of its real images)."""
+        if key == "oracle":
+            return replace(self, oracle=added)
+        return replace(self, synthetic={key: added}) if key is not None else self
+
+    def added_sets(self) -> dict[AddedKey, ImageSet]:
+        """Every added set by its key (a folder serving several k appears under each, as one object)."""
+        return dict(self.synthetic) | ({"oracle": self.oracle} if self.oracle is not None else {})
 
 
 def load_eval_data(data: str, synthetic: dict[int, list[str]], oracle: str | None, size: int | None) -> EvalData:

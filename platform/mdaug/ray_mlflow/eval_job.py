@@ -38,11 +38,12 @@ from mdaug.evaluation.preregistration import (
 )
 from mdaug.evaluation.report import write_report, write_tables
 from mdaug.evaluation.scoring import RunResult, train_and_score
-from mdaug.evaluation.sets import EvalData, load_eval_data, synthetic_info
+from mdaug.evaluation.sets import AddedKey, EvalData, ImageSet, load_eval_data, synthetic_info
 from mdaug.evaluation.stats import ArmRow
 from mdaug.evaluation.verdict import conclude
 from mdaug.locks import locks_output
 from mdaug.ray_mlflow.datasets import log_manifest_inputs
+from mdaug.ray_mlflow.eval_placement import PlacedEvalData
 from mdaug.ray_mlflow.preflight import check_placeable
 from mdaug.ray_mlflow.ray_session import connect_ray
 from mdaug.ray_mlflow.step_budget import StepBudget, choose_steps
@@ -69,8 +70,8 @@ def _metric_name(arm: str, k: str) -> str:
     return f"gain.{arm.replace('+', '_plus_').replace('@', '_at_').replace('/', '')}.k_{k}"
 
 
-def _train(data, spec, cfg: EvalConfig, steps: int) -> dict:
-    return train_and_score(data, spec, cfg, steps, threads=int(cfg.cpus_per_run)).to_dict()
+def _train(real: EvalData, key: AddedKey, added: ImageSet | None, spec, cfg: EvalConfig, steps: int) -> dict:
+    return train_and_score(real.with_added(key, added), spec, cfg, steps, threads=int(cfg.cpus_per_run)).to_dict()
 
 
 def _log_child(client, exp: str, parent: str, r: RunResult, index: int) -> None:
@@ -210,8 +211,8 @@ def run_evaluation(cfg: EvalConfig, tracking_dir: Path | None = None, parent_run
         look = look_label(count_looks(client, None, split_hash))  # this run is not finished: not counted
         echo(f"pre-registration {prereg_hash[:12]} written before any training; {look}")
         client.log_artifact(run_id, str(tmp / "preregistration.json"))
-        data_ref = ray.put(data)
-        steps, probe = choose_steps(data_ref, cfg, base, echo)
+        placed = PlacedEvalData.put(data)
+        steps, probe = choose_steps(placed.real, cfg, base, echo)
         leak = check_leakage(data, probe)
         echo(leak.summary())
         generators, budget_notes, identity, names = _generators(budgets)
@@ -223,7 +224,7 @@ def run_evaluation(cfg: EvalConfig, tracking_dir: Path | None = None, parent_run
         write_text(tmp / "leakage.json", json.dumps(leak.to_dict(), indent=1))
         log_manifest_inputs(client, run_id, data.manifest, absolute(cfg.data),
                             {s: data.manifest.split(s) for s in ("train", "val", "test")})
-        results = _run_all(data_ref, specs, cfg, steps, client, exp, run_id)
+        results = _run_all(placed, specs, cfg, steps, client, exp, run_id)
         context = {"primary": primary, "margin": cfg.margin, "budgets": budget_notes, "identity": identity,
                    "generators": names, "strata": data.test.labels.tolist(), "look": look,
                    "steps": {a: b.steps for a, b in steps.items()}}
@@ -255,11 +256,12 @@ def run_evaluation(cfg: EvalConfig, tracking_dir: Path | None = None, parent_run
     return EvalOutcome(out, out / report.name, run_id, rows, lines)
 
 
-def _run_all(data_ref, specs: list, cfg: EvalConfig, steps: dict[str, StepBudget], client, exp: str,
+def _run_all(placed: PlacedEvalData, specs: list, cfg: EvalConfig, steps: dict[str, StepBudget], client, exp: str,
              run_id: str) -> list[RunResult]:
-    """Every run as a Ray task, each logged as a child run when it finishes; in plan order."""
+    """Every run as a Ray task (given the real sets and its own added set), each logged as a child run when it
+    finishes; in plan order."""
     task = ray.remote(_train).options(num_cpus=cfg.cpus_per_run, num_gpus=cfg.gpus_per_run)
-    pending = [task.remote(data_ref, spec, cfg, max(1, round(steps[spec.arch].steps * spec.steps_factor)))
+    pending = [task.remote(*placed.args(spec), spec, cfg, max(1, round(steps[spec.arch].steps * spec.steps_factor)))
                for spec in specs]
     index = {ref: i for i, ref in enumerate(pending)}
     results: list[RunResult] = []

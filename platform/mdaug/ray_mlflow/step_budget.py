@@ -47,10 +47,12 @@ def largest_k(ks: tuple[int, ...]) -> int:
     return max(ks, key=lambda k: (k == ALL, k))
 
 
-def choose_steps(data_ref, cfg: EvalConfig, base: int, echo) -> tuple[dict[str, StepBudget], torch.nn.Module]:
+def choose_steps(real_ref: ray.ObjectRef, cfg: EvalConfig, base: int,
+                 echo) -> tuple[dict[str, StepBudget], torch.nn.Module]:
     """Per architecture: start at cfg.steps and double while doubling raises the probe's mean validation accuracy
     by more than cfg.convergence_points, up to cfg.max_steps. Returns the budgets and the first architecture's
-    probe net (seed 0, at its budget) for the leakage check's features."""
+    probe net (seed 0, at its budget) for the leakage check's features. `real_ref`: the real sets
+    (EvalData.real_only() in the object store; the probe adds no image)."""
     task = ray.remote(_probe).options(num_cpus=cfg.cpus_per_run, num_gpus=cfg.gpus_per_run)
     k = largest_k(cfg.ks)
     budgets: dict[str, StepBudget] = {}
@@ -61,7 +63,7 @@ def choose_steps(data_ref, cfg: EvalConfig, base: int, echo) -> tuple[dict[str, 
         while True:
             todo = [n for n in ((steps, 2 * steps) if cfg.converge else (steps,))
                     if n not in curve and n <= max(cfg.max_steps, steps)]
-            refs = {n: [task.remote(data_ref, s, cfg, n) for s in specs] for n in todo}
+            refs = {n: [task.remote(real_ref, s, cfg, n) for s in specs] for n in todo}
             for n, pending in refs.items():
                 runs = ray.get(pending)
                 curve[n] = (float(np.mean([acc for acc, _ in runs])), runs[0][1])
