@@ -8,8 +8,10 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 import yaml
@@ -90,6 +92,29 @@ def test_killed_generation_leaves_no_folder_and_resumes_identically(trained, tmp
     run_generate_job(str(dit), tmp_path / "b", 12, sampling, workers=2, tracking_dir=tmp_path, batch=8)
     a, b = file_digests(tmp_path / "a"), file_digests(tmp_path / "b")
     assert len(a) == 50 and a == b  # 48 images, manifest.json and quality.json, byte for byte
+    # a generator actor killed mid-run (a lost spot node) is restarted, its chunk made again: the same bytes
+    def actor_pids() -> set[int]:  # Ray titles an actor's process ray::GeneratorActor[.run]
+        return {p.pid for p in psutil.process_iter(["cmdline"])
+                if "GeneratorActor" in " ".join(p.info["cmdline"] or [])}
+
+    earlier = actor_pids()  # the finished jobs' actors, perhaps still exiting: not this job's
+    with ThreadPoolExecutor(1) as pool:
+        job = pool.submit(run_generate_job, str(dit), tmp_path / "c", 12, sampling, workers=2, tracking_dir=tmp_path,
+                          batch=8)
+        killed = None
+        while killed is None and not job.done():
+            if len(list((tmp_path / ".c.partial").rglob("*.png"))) >= 8:
+                for pid in actor_pids() - earlier:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                        killed = pid
+                        break
+                    except ProcessLookupError:
+                        pass
+            time.sleep(0.05)
+        job.result()
+    assert killed is not None, "the generation finished before an actor could be killed"
+    assert file_digests(tmp_path / "c") == b
 
 
 def test_pipeline_sweep_logs_trials_and_its_best_settings_drive_generation(trained, tmp_path, ray_local):

@@ -37,17 +37,23 @@ from mdaug.ray_mlflow.ray_session import connect_ray
 from mdaug.ray_mlflow.tracking import log_params, mlflow_run
 from mdaug.storage import exists, write_text
 
+ACTOR_RESTARTS = 3  # a lost actor (its node gone, its process killed) is restarted and its chunk run again
 
-@ray.remote
+
+@ray.remote(max_restarts=ACTOR_RESTARTS, max_task_retries=ACTOR_RESTARTS)
 class GeneratorActor:
-    """Generates chunks with the driver's loaded generator (sent through Ray's object store: an actor on any
-    node reads no file) and returns the encoded image files."""
+    """Generates chunks with the driver's loaded generator, fetched from Ray's object store at its first chunk (an
+    actor on any node reads no file; a restarted one fetches it again), and returns the encoded image files. A
+    chunk's images follow from its fixed seeds, so a retry returns the same bytes."""
 
-    def __init__(self, gen: Generator) -> None:
-        self.gen = gen
+    def __init__(self) -> None:  # no constructor argument in the object store: a restart needs none (ray#53727)
+        self.gen: Generator | None = None
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
 
-    def run(self, job: GenerationJob, chunk: list[tuple[int, int]]) -> list[bytes]:
+    def run(self, gen: list[ray.ObjectRef], job: GenerationJob, chunk: list[tuple[int, int]]) -> list[bytes]:
+        """`gen`: [the generator's reference] (in a list, so that Ray passes the reference, not the model)."""
+        if self.gen is None:
+            self.gen = ray.get(gen[0])
         return chunk_files(self.gen, job, chunk, self.device)
 
 
@@ -163,19 +169,21 @@ def run_generate_job(dit: str, out: Path, per_person: int, sampling: SamplingCon
         connect_ray(actor_slots(workers, gpus_per_worker))
         resources = {"num_gpus": gpus_per_worker} if gpus_per_worker else {"num_cpus": 1}
         gen_ref = ray.put(gen)
-        actors = [GeneratorActor.options(**resources).remote(gen_ref) for _ in range(workers)]
+        actors = [GeneratorActor.options(**resources).remote() for _ in range(workers)]
         targets = [chunk_targets(gen, c, partial) for c in job.chunks()]
         todo = [(c, t) for c, t in zip(job.chunks(), targets, strict=True) if not all(p.exists() for p in t)]
-        pending = {actors[i % workers].run.remote(job, c): t for i, (c, t) in enumerate(todo)}
-        with tqdm(total=len(job.items()), initial=len(job.items()) - sum(len(t) for _, t in todo), desc="generate",
-                  unit="img") as bar:
-            while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
-                chunk = pending.pop(done[0])
-                write_chunk(chunk, ray.get(done[0]))
-                bar.update(len(chunk))
-        for a in actors:
-            ray.kill(a)
+        pending = {actors[i % workers].run.remote([gen_ref], job, c): t for i, (c, t) in enumerate(todo)}
+        try:
+            with tqdm(total=len(job.items()), initial=len(job.items()) - sum(len(t) for _, t in todo),
+                      desc="generate", unit="img") as bar:
+                while pending:
+                    done, _ = ray.wait(list(pending), num_returns=1)
+                    chunk = pending.pop(done[0])
+                    write_chunk(chunk, ray.get(done[0]))
+                    bar.update(len(chunk))
+        finally:  # a failed job leaves no actor behind on a long-lived cluster
+            for a in actors:
+                ray.kill(a)
         refuse_leaks(gen, partial)
         finish_output(partial, out, expected)
         seconds = time.perf_counter() - t0
